@@ -1,0 +1,58 @@
+"""Suite-wide set-up: an isolated AIRFLOW_HOME, the PostgreSQL switch, and a report CI checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration at import time: isolate it before any test imports airflow.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hubspot-sync-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+PG_DSN_ENV = "HUBSPOT_SYNC_TEST_PG_DSN"
+REQUIRE_PG_ENV = "HUBSPOT_SYNC_REQUIRE_PG"
+
+_outcomes: dict[str, dict[str, int]] = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get(PG_DSN_ENV):
+        return
+    if os.environ.get(REQUIRE_PG_ENV) == "1":
+        raise pytest.UsageError(f"{REQUIRE_PG_ENV}=1 but {PG_DSN_ENV} is not set")
+    skip = pytest.mark.skip(reason=f"set {PG_DSN_ENV} to run the PostgreSQL tests")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        marker = "postgres" if "postgres" in report.keywords else "other"
+        bucket = _outcomes.setdefault(marker, {})
+        bucket[report.outcome] = bucket.get(report.outcome, 0) + 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    out = REPO / "var" / "test-report.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"exitstatus": int(exitstatus), "outcomes": _outcomes}, indent=2))
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """DSN of a real PostgreSQL server; tests that use it carry the ``postgres`` marker."""
+    dsn = os.environ.get(PG_DSN_ENV)
+    if not dsn:
+        pytest.skip(f"set {PG_DSN_ENV} to run the PostgreSQL tests")
+    return dsn
