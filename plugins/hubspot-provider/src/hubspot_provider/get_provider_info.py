@@ -61,6 +61,11 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Retries for 429 (not daily), 423, 477, 5xx, time-outs and connection errors.",
                         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20, "default": 6},
                     },
+                    "account_time_zone": {
+                        "label": "Account time zone",
+                        "description": "Used until the account details are read (e.g. to say when the daily limit resets).",
+                        "schema": {"type": ["string", "null"], "default": "Europe/Oslo"},
+                    },
                     "timeout": {
                         "label": "Timeout (seconds)",
                         "description": "Per-request read timeout.",
