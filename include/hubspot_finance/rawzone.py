@@ -1,0 +1,439 @@
+"""The raw zone: HubSpot data as Parquet chunks plus a manifest per dataset.
+
+Layout under a root :class:`airflow.sdk.ObjectStoragePath` (``file:///…`` or ``s3://conn@bucket/prefix``)::
+
+    {root}/{object_type}/run={run}/part-00000.parquet                      records
+    {root}/associations/{from}_to_{to}/run={run}/part-00000.parquet        associations
+    {root}/associations/{from}_to_{to}/run={run}/from_ids-00000.parquet    from-ids whose associations were read
+    {root}/reference/run={run}/{name}.json                                 properties_*, pipelines_deals, account
+    .../_manifest.json                                                     written LAST in each dataset directory
+
+``{run}`` is :func:`sanitize_run_id` of the Airflow run id (``:``, ``+`` … are escaped reversibly).
+
+Completeness: a dataset is complete only when its ``_manifest.json`` exists, and only the part files the
+manifest lists are read (their row counts are checked). A writer that starts deletes a stale manifest of
+the same dataset first, so a crashed retry never leaves a manifest that points at half-rewritten parts.
+Part files are written straight to their final names (no rename: a rename is a copy on object stores);
+leftovers of a crashed attempt are simply not listed. Reference JSON files are written under a temporary
+name and renamed, then the directory manifest is rebuilt from the listing, so each ``{name}.json`` that
+exists is whole.
+
+Association rows are deduplicated per (from_id, to_id) by the writer within each chunk (type ids and
+labels unioned, ``is_primary`` OR-ed); the loader merges the rare duplicates that span chunks the same
+way, set-based.
+
+Record schema: ``id`` string, ``created_at``/``updated_at``/``archived_at`` timestamp[ms, UTC], ``archived``
+bool, then ``p:<property>`` strings exactly as HubSpot sent them. Unparseable HubSpot timestamps are stored
+as null (the transform rejects a record without ``updated_at``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "_manifest.json"
+DEFAULT_CHUNK_ROWS = 50_000
+PROPERTY_PREFIX = "p:"
+TS = pa.timestamp("ms", tz="UTC")
+
+RECORD_BASE_FIELDS = [
+    pa.field("id", pa.string()),
+    pa.field("created_at", TS),
+    pa.field("updated_at", TS),
+    pa.field("archived", pa.bool_()),
+    pa.field("archived_at", TS),
+]
+ASSOCIATION_SCHEMA = pa.schema(
+    [
+        pa.field("from_id", pa.string()),
+        pa.field("to_id", pa.string()),
+        pa.field("type_ids", pa.list_(pa.int32())),
+        pa.field("labels", pa.list_(pa.string())),
+        pa.field("is_primary", pa.bool_()),
+    ]
+)
+FROM_IDS_SCHEMA = pa.schema([pa.field("from_id", pa.string())])
+# HUBSPOT_DEFINED association type ids that mean "primary" (deal→company 5, company→deal 6, contact→company 1).
+PRIMARY_TYPE_IDS = frozenset({1, 5, 6})
+
+_SAFE = re.compile(r"[A-Za-z0-9._-]")
+
+
+class RawZoneError(RuntimeError):
+    """Raised for incomplete or inconsistent raw-zone datasets."""
+
+
+class IncompleteDatasetError(RawZoneError):
+    """The dataset has no manifest (still being written, or its writer crashed)."""
+
+
+def sanitize_run_id(run_id: str) -> str:
+    """Make an Airflow run id safe as a path segment; reversible (``~XX`` hex escapes)."""
+    if not run_id:
+        raise ValueError("run_id must not be empty")
+    return "".join(ch if _SAFE.match(ch) else "".join(f"~{b:02X}" for b in ch.encode()) for ch in run_id)
+
+
+def record_schema(property_names: Iterable[str]) -> pa.Schema:
+    return pa.schema(RECORD_BASE_FIELDS + [pa.field(PROPERTY_PREFIX + p, pa.string()) for p in property_names])
+
+
+def parse_hubspot_time(value: Any) -> datetime | None:
+    """ISO-8601 (``Z`` or offset; naive means UTC) or epoch milliseconds as digits → aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    s = str(value).strip()
+    if not s:
+        return None
+    try:
+        if s.isdigit():
+            return datetime.fromtimestamp(int(s) / 1000, tz=timezone.utc)
+        dt = datetime.fromisoformat(s)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+@dataclass
+class Manifest:
+    """What a committed dataset holds. Small: paths and counts, never data."""
+
+    kind: str  # records | associations | reference
+    dataset: str  # path of the dataset directory relative to the zone root
+    run_id: str
+    name: str  # object type, "{from}_to_{to}", or "reference"
+    parts: list[dict[str, Any]] = field(default_factory=list)  # [{"file", "rows"}]
+    from_id_parts: list[dict[str, Any]] = field(default_factory=list)
+    property_names: list[str] = field(default_factory=list)
+    rows: int = 0
+    from_ids: int = 0
+    files: list[str] = field(default_factory=list)  # reference: names available
+    committed_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class RawZone:
+    """Reader and writer of the raw zone under ``root`` (an ObjectStoragePath or anything path-like)."""
+
+    def __init__(self, root: Any, *, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+        if isinstance(root, str):
+            from airflow.sdk import ObjectStoragePath
+
+            root = ObjectStoragePath(root)
+        self.root = root
+        self.chunk_rows = chunk_rows
+
+    # ---------------------------------------------------------------- paths
+    def _dir(self, rel: str) -> Any:
+        p = self.root
+        for seg in rel.split("/"):
+            p = p / seg
+        return p
+
+    @staticmethod
+    def records_rel(object_type: str, run_id: str) -> str:
+        return f"{object_type}/run={sanitize_run_id(run_id)}"
+
+    @staticmethod
+    def associations_rel(from_type: str, to_type: str, run_id: str) -> str:
+        return f"associations/{from_type}_to_{to_type}/run={sanitize_run_id(run_id)}"
+
+    @staticmethod
+    def reference_rel(run_id: str) -> str:
+        return f"reference/run={sanitize_run_id(run_id)}"
+
+    # ---------------------------------------------------------------- writers
+    def record_writer(self, object_type: str, run_id: str, property_names: Iterable[str]) -> RecordWriter:
+        return RecordWriter(self, object_type, run_id, list(property_names), self.chunk_rows)
+
+    def association_writer(self, from_type: str, to_type: str, run_id: str) -> AssociationWriter:
+        return AssociationWriter(self, from_type, to_type, run_id, self.chunk_rows)
+
+    def write_reference(self, run_id: str, name: str, obj: Any) -> Manifest:
+        """Write ``{root}/reference/run={run}/{name}.json`` and (re)write the directory manifest."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("_"):
+            raise ValueError(f"invalid reference name {name!r}")
+        rel = self.reference_rel(run_id)
+        d = self._dir(rel)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{name}.json.{uuid.uuid4().hex}.tmp"
+        with tmp.open("wb") as fh:
+            fh.write(json.dumps(obj, ensure_ascii=False).encode())
+        tmp.rename(d / f"{name}.json")
+        files = sorted(
+            p.name[: -len(".json")] for p in d.iterdir() if p.name.endswith(".json") and not p.name.startswith(("_", "."))
+        )
+        manifest = Manifest("reference", rel, run_id, "reference", files=files, committed_at=_now_iso())
+        _write_json(d / MANIFEST, manifest.to_dict())
+        return manifest
+
+    # ---------------------------------------------------------------- readers
+    def read_manifest(self, rel: str) -> Manifest:
+        path = self._dir(rel) / MANIFEST
+        if not path.exists():
+            raise IncompleteDatasetError(
+                f"raw-zone dataset {rel!r} under {self.root} has no {MANIFEST}: it is incomplete "
+                "(still being written or its writer crashed) and must not be read"
+            )
+        with path.open("rb") as fh:
+            return Manifest.from_dict(json.loads(fh.read()))
+
+    def records_manifest(self, object_type: str, run_id: str) -> Manifest:
+        return self.read_manifest(self.records_rel(object_type, run_id))
+
+    def associations_manifest(self, from_type: str, to_type: str, run_id: str) -> Manifest:
+        return self.read_manifest(self.associations_rel(from_type, to_type, run_id))
+
+    def reference_manifest(self, run_id: str) -> Manifest:
+        return self.read_manifest(self.reference_rel(run_id))
+
+    def read_reference(self, run_id: str, name: str, default: Any = ...) -> Any:
+        manifest = self.reference_manifest(run_id)
+        path = self._dir(manifest.dataset) / f"{name}.json"
+        if name not in manifest.files and not path.exists():
+            if default is not ...:
+                return default
+            raise IncompleteDatasetError(f"reference {name!r} of run {run_id!r} was not written")
+        with path.open("rb") as fh:
+            return json.loads(fh.read())
+
+    def _iter_parts(self, manifest: Manifest, parts: list[dict[str, Any]], columns: list[str] | None) -> Iterator[pa.Table]:
+        d = self._dir(manifest.dataset)
+        for part in parts:
+            path = d / part["file"]
+            if not path.exists():
+                raise RawZoneError(f"{manifest.dataset}/{part['file']} is listed in the manifest but missing")
+            with path.open("rb") as fh:
+                table = pq.read_table(io.BytesIO(fh.read()), columns=columns)
+            if table.num_rows != part["rows"]:
+                raise RawZoneError(
+                    f"{manifest.dataset}/{part['file']}: {table.num_rows} rows, manifest says {part['rows']}"
+                )
+            yield table
+
+    def iter_tables(self, manifest: Manifest, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """The dataset's rows, one pyarrow table per part file (memory bounded by the chunk size)."""
+        return self._iter_parts(manifest, manifest.parts, columns)
+
+    def iter_frames(self, manifest: Manifest, columns: list[str] | None = None) -> Iterator[Any]:
+        for table in self.iter_tables(manifest, columns):
+            yield table.to_pandas()
+
+    def iter_from_ids(self, manifest: Manifest) -> Iterator[pa.Table]:
+        """Association datasets: the from-ids whose associations were read (covered) in the run."""
+        return self._iter_parts(manifest, manifest.from_id_parts, None)
+
+
+def _write_json(path: Any, obj: Any) -> None:
+    with path.open("wb") as fh:
+        fh.write(json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode())
+
+
+def _write_parquet(path: Any, table: pa.Table) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    with path.open("wb") as fh:
+        fh.write(buf.getvalue())
+
+
+class _DatasetWriter:
+    kind = ""
+
+    def __init__(self, zone: RawZone, rel: str, run_id: str, name: str, chunk_rows: int):
+        self.zone, self.rel, self.run_id, self.name = zone, rel, run_id, name
+        self.chunk_rows = max(1, chunk_rows)
+        self.dir = zone._dir(rel)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stale = self.dir / MANIFEST
+        if stale.exists():  # a retry of the same run: invalidate the old dataset before touching parts
+            stale.unlink()
+        self.parts: list[dict[str, Any]] = []
+        self.committed = False
+
+    def _write_part(self, prefix: str, seq: int, table: pa.Table, parts: list[dict[str, Any]]) -> None:
+        fname = f"{prefix}-{seq:05d}.parquet"
+        _write_parquet(self.dir / fname, table)
+        parts.append({"file": fname, "rows": table.num_rows})
+
+    def _commit(self, manifest: Manifest) -> Manifest:
+        if self.committed:
+            raise RawZoneError(f"{self.rel}: already committed")
+        manifest.committed_at = _now_iso()
+        _write_json(self.dir / MANIFEST, manifest.to_dict())
+        self.committed = True
+        return manifest
+
+
+class RecordWriter(_DatasetWriter):
+    """Buffers HubSpot record dicts and writes one Parquet part per ``chunk_rows`` rows."""
+
+    def __init__(self, zone: RawZone, object_type: str, run_id: str, property_names: list[str], chunk_rows: int):
+        super().__init__(zone, RawZone.records_rel(object_type, run_id), run_id, object_type, chunk_rows)
+        if len(set(property_names)) != len(property_names):
+            raise ValueError("property_names contains duplicates")
+        self.property_names = property_names
+        self.schema = record_schema(property_names)
+        self._buf: list[dict[str, Any]] = []
+        self.rows = 0
+        self._warned_extra = False
+
+    def write(self, records: Iterable[dict[str, Any]]) -> None:
+        for rec in records:
+            self._buf.append(rec)
+            if len(self._buf) >= self.chunk_rows:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._buf:
+            return
+        buf, self._buf = self._buf, []
+        cols: dict[str, list[Any]] = {"id": [], "created_at": [], "updated_at": [], "archived": [], "archived_at": []}
+        pcols: list[list[Any]] = [[] for _ in self.property_names]
+        known = set(self.property_names)
+        for rec in buf:
+            rid = rec.get("id")
+            cols["id"].append(None if rid is None else str(rid))
+            cols["created_at"].append(parse_hubspot_time(rec.get("createdAt")))
+            cols["updated_at"].append(parse_hubspot_time(rec.get("updatedAt")))
+            cols["archived"].append(bool(rec.get("archived", False)))
+            cols["archived_at"].append(parse_hubspot_time(rec.get("archivedAt")))
+            props = rec.get("properties") or {}
+            for i, name in enumerate(self.property_names):
+                v = props.get(name)
+                pcols[i].append(None if v is None else (v if isinstance(v, str) else _to_text(v)))
+            if not self._warned_extra and not known.issuperset(props):
+                self._warned_extra = True
+                log.warning(
+                    "%s: records carry properties outside the run's property list (not stored): %s",
+                    self.rel, sorted(set(props) - known)[:10],
+                )
+        arrays = [pa.array(cols[f.name], type=f.type) for f in RECORD_BASE_FIELDS]
+        arrays += [pa.array(c, type=pa.string()) for c in pcols]
+        self._write_part("part", len(self.parts), pa.Table.from_arrays(arrays, schema=self.schema), self.parts)
+        self.rows += len(buf)
+
+    def commit(self, extra_manifest: dict[str, Any] | None = None) -> Manifest:
+        self.flush()
+        return self._commit(
+            Manifest(
+                "records", self.rel, self.run_id, self.name, parts=self.parts, property_names=self.property_names,
+                rows=self.rows, extra=dict(extra_manifest or {}),
+            )
+        )
+
+
+def _to_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+class AssociationWriter(_DatasetWriter):
+    """Takes HubSpot association batch results (``{"from": {"id"}, "to": [...]}``) and from-id coverage.
+
+    Every ``from.id`` seen in results counts as covered; call :meth:`add_covered` for ids that were
+    requested but came back without associations (omitted or as errors): their stored set is emptied.
+    """
+
+    def __init__(self, zone: RawZone, from_type: str, to_type: str, run_id: str, chunk_rows: int):
+        super().__init__(zone, RawZone.associations_rel(from_type, to_type, run_id), run_id, f"{from_type}_to_{to_type}", chunk_rows)
+        self._pairs: dict[tuple[str, str], list[Any]] = {}  # (from, to) -> [type_ids set, labels set, primary]
+        self._cov: set[str] = set()
+        self.from_id_parts: list[dict[str, Any]] = []
+        self.rows = 0
+        self.covered = 0
+
+    def write(self, results: Iterable[dict[str, Any]]) -> None:
+        for res in results:
+            from_id = str((res.get("from") or {}).get("id", res.get("fromId", "")) or "")
+            if not from_id:
+                continue
+            self._add_cov(from_id)
+            for to in res.get("to") or []:
+                to_id = to.get("toObjectId", to.get("id"))
+                if to_id is None:
+                    continue
+                entry = self._pairs.setdefault((from_id, str(to_id)), [set(), set(), False])
+                for at in to.get("associationTypes") or []:
+                    tid = at.get("typeId")
+                    if tid is not None:
+                        entry[0].add(int(tid))
+                        entry[2] = entry[2] or int(tid) in PRIMARY_TYPE_IDS
+                    label = at.get("label")
+                    if label:
+                        entry[1].add(str(label))
+                        entry[2] = entry[2] or str(label).lower() == "primary"
+            if len(self._pairs) >= self.chunk_rows:
+                self._flush_pairs()
+
+    def add_covered(self, from_ids: Iterable[Any]) -> None:
+        for fid in from_ids:
+            if fid is not None and str(fid):
+                self._add_cov(str(fid))
+
+    def _add_cov(self, fid: str) -> None:
+        self._cov.add(fid)
+        if len(self._cov) >= self.chunk_rows:
+            self._flush_cov()
+
+    def _flush_pairs(self) -> None:
+        if not self._pairs:
+            return
+        pairs, self._pairs = self._pairs, {}
+        keys = list(pairs)
+        table = pa.Table.from_arrays(
+            [
+                pa.array([k[0] for k in keys], pa.string()),
+                pa.array([k[1] for k in keys], pa.string()),
+                pa.array([sorted(pairs[k][0]) for k in keys], pa.list_(pa.int32())),
+                pa.array([sorted(pairs[k][1]) for k in keys], pa.list_(pa.string())),
+                pa.array([pairs[k][2] for k in keys], pa.bool_()),
+            ],
+            schema=ASSOCIATION_SCHEMA,
+        )
+        self._write_part("part", len(self.parts), table, self.parts)
+        self.rows += len(keys)
+
+    def _flush_cov(self) -> None:
+        if not self._cov:
+            return
+        cov, self._cov = sorted(self._cov), set()
+        self._write_part("from_ids", len(self.from_id_parts), pa.Table.from_arrays([pa.array(cov, pa.string())], schema=FROM_IDS_SCHEMA), self.from_id_parts)
+        self.covered += len(cov)
+
+    def commit(self, extra_manifest: dict[str, Any] | None = None) -> Manifest:
+        self._flush_pairs()
+        self._flush_cov()
+        return self._commit(
+            Manifest(
+                "associations", self.rel, self.run_id, self.name, parts=self.parts, from_id_parts=self.from_id_parts,
+                rows=self.rows, from_ids=self.covered, extra=dict(extra_manifest or {}),
+            )
+        )
