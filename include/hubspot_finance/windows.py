@@ -36,6 +36,16 @@ class Window:
     def is_empty(self) -> bool:
         return self.start is not None and self.start >= self.end
 
+    @classmethod
+    def from_dict(cls, data: dict[str, str | None]) -> Window:
+        def moment(key: str) -> datetime | None:
+            value = data.get(key)
+            return datetime.fromisoformat(value) if value else None
+
+        end = moment("window_end")
+        assert end is not None, "a window always has an end"
+        return cls(data["mode"], moment("window_start"), end, moment("advances_to"))  # type: ignore[arg-type]
+
     def as_dict(self) -> dict[str, str | None]:
         return {
             "mode": self.mode,

@@ -103,15 +103,19 @@ class SlidingWindowLimiter:
 class GeneralBudget:
     """The ten-secondly budget, adapting to the headers HubSpot sends.
 
-    ``share`` is the fraction of the announced maximum this client may use; the rest is left for
-    other integrations on the same app. When the headers say fewer calls remain than that reserve,
-    the limiter pauses until the oldest of our calls leaves the window.
+    ``share`` is the fraction of the announced maximum this client may use. ``pool_share`` (default:
+    ``share``) is what all our clients together may use; the rest is a reserve for other
+    integrations on the same app. When the headers say no more than that reserve remains, the
+    limiter pauses for half a window, whoever spent the budget.
     """
 
-    def __init__(self, per_interval: int, interval: float = 10.0, share: float = 0.9, **kwargs) -> None:
+    def __init__(
+        self, per_interval: int, interval: float = 10.0, share: float = 0.9, pool_share: float | None = None, **kwargs
+    ) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.share = share
+        self.pool_share = max(share, pool_share or share)
         self.limiter = SlidingWindowLimiter(self._capacity(per_interval), interval, **kwargs)
         self.last_headers: RateLimitHeaders | None = None
 
@@ -130,7 +134,7 @@ class GeneralBudget:
             capacity = self._capacity(headers.max)
             if capacity != self.limiter.capacity or interval != self.limiter.interval:
                 self.limiter.resize(capacity, interval)
-            reserve = headers.max - capacity
+            reserve = headers.max - max(1, int(headers.max * self.pool_share))
             if headers.remaining is not None and headers.remaining <= reserve:
                 self.limiter.pause(interval / 2)
 

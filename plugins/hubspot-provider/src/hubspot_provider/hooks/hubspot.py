@@ -158,8 +158,10 @@ class HubSpotHook(HttpHook):
     """Interact with the HubSpot CRM API with a private-app token or service key.
 
     :param hubspot_conn_id: a connection of type ``hubspot``; the password holds the token.
-    :param budget_share: override the connection's share of the ten-secondly budget, e.g. to split
-        it between tasks that run at the same time.
+    :param budget_share: override the connection's share of the ten-secondly budget.
+    :param concurrent_clients: how many hooks spend the same account's budget at the same time
+        (e.g. extract tasks running in parallel); each takes that fraction of both budgets, so
+        together they stay under HubSpot's limits without coordinating.
     :param sleep: injectable for tests.
     """
 
@@ -176,6 +178,7 @@ class HubSpotHook(HttpHook):
         budget_share: float | None = None,
         max_retries: int | None = None,
         timeout: float | None = None,
+        concurrent_clients: int = 1,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -183,6 +186,9 @@ class HubSpotHook(HttpHook):
         super().__init__(method="GET", http_conn_id=hubspot_conn_id)
         self.hubspot_conn_id = hubspot_conn_id
         self._overrides = {"budget_share": budget_share, "max_retries": max_retries, "timeout": timeout}
+        if concurrent_clients < 1:
+            raise ValueError("concurrent_clients must be >= 1")
+        self.concurrent_clients = concurrent_clients
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._sleep = sleep
@@ -246,13 +252,14 @@ class HubSpotHook(HttpHook):
 
     @cached_property
     def general_budget(self) -> GeneralBudget:
+        share = self.settings.budget_share / self.concurrent_clients
         return GeneralBudget(
-            self.settings.requests_per_ten_seconds, 10.0, self.settings.budget_share, sleep=self._sleep
+            self.settings.requests_per_ten_seconds, 10.0, share, pool_share=self.settings.budget_share, sleep=self._sleep
         )
 
     @cached_property
     def search_limiter(self) -> SlidingWindowLimiter:
-        rate = self.settings.search_requests_per_second
+        rate = self.settings.search_requests_per_second / self.concurrent_clients
         # n calls per ceil(n/rate) seconds keeps fractional rates exact (0.5/s -> 1 per 2 s).
         capacity = max(1, int(rate))
         return SlidingWindowLimiter(capacity, capacity / rate, sleep=self._sleep)

@@ -1,0 +1,106 @@
+"""The sync's settings, from environment variables, so operators change them without editing code.
+
+Read at DAG parse time: environment only (no database, no network). Every value is validated
+here, and a bad one raises :class:`ConfigError` naming the variable and what it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+OBJECT_TYPES = ("contacts", "deals", "companies")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PREFIX = "HUBSPOT_SYNC_"
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the environment variable."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(PREFIX + name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _minutes(name: str, default: int) -> timedelta:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)  # minutes, possibly fractional
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}={raw!r}: give a number of minutes") from None
+    if value < 0:
+        raise ConfigError(f"{PREFIX}{name}={raw!r}: must not be negative")
+    return timedelta(minutes=value)
+
+
+def default_raw_root() -> str:
+    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return Path(home, "hubspot_raw").resolve().as_uri()
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    hubspot_conn_id: str = "hubspot_default"
+    finance_conn_id: str = "finance_db"
+    schema: str = "finance"
+    raw_root: str = field(default_factory=default_raw_root)
+    schedule: str = "0 2 * * *"
+    timezone: str = "Europe/Oslo"
+    overlap: timedelta = timedelta(minutes=30)
+    lag_margin: timedelta = timedelta(minutes=10)
+    extra_properties: tuple[str, ...] | str = ()
+    mapping_file: str | None = None
+    pool: str | None = None
+    parallel_extracts: int = 3
+    reject_threshold: float = 0.05
+    reject_action: str = "warn"  # warn | fail
+
+    @classmethod
+    def from_env(cls) -> SyncConfig:
+        timezone = _env("TIMEZONE", "Europe/Oslo")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{PREFIX}TIMEZONE={timezone!r}: not an IANA time zone such as Europe/Oslo") from None
+        schema = _env("SCHEMA", "finance")
+        if not _IDENT.match(schema):
+            raise ConfigError(f"{PREFIX}SCHEMA={schema!r}: use lower-case letters, digits and underscores")
+        extra = _env("EXTRA_PROPERTIES", "")
+        extra_properties: tuple[str, ...] | str
+        if extra.lower() == "all":
+            extra_properties = "all"
+        else:
+            extra_properties = tuple(p.strip() for p in extra.split(",") if p.strip())
+        try:
+            parallel = int(_env("PARALLEL_EXTRACTS", "3"))
+            threshold = float(_env("REJECT_THRESHOLD", "0.05"))
+        except ValueError as err:
+            raise ConfigError(f"{PREFIX}PARALLEL_EXTRACTS / REJECT_THRESHOLD: {err}") from None
+        if not 1 <= parallel <= 3:
+            raise ConfigError(f"{PREFIX}PARALLEL_EXTRACTS={parallel}: must be 1, 2 or 3")
+        if not 0 <= threshold <= 1:
+            raise ConfigError(f"{PREFIX}REJECT_THRESHOLD={threshold}: a fraction between 0 and 1")
+        action = _env("REJECT_ACTION", "warn").lower()
+        if action not in ("warn", "fail"):
+            raise ConfigError(f"{PREFIX}REJECT_ACTION={action!r}: warn or fail")
+        return cls(
+            hubspot_conn_id=_env("HUBSPOT_CONN_ID", "hubspot_default"),
+            finance_conn_id=_env("FINANCE_CONN_ID", "finance_db"),
+            schema=schema,
+            raw_root=_env("RAW_ROOT") or default_raw_root(),
+            schedule=_env("SCHEDULE", "0 2 * * *"),
+            timezone=timezone,
+            overlap=_minutes("OVERLAP_MINUTES", 30),
+            lag_margin=_minutes("LAG_MARGIN_MINUTES", 10),
+            extra_properties=extra_properties,
+            mapping_file=_env("MAPPING_FILE"),
+            pool=_env("POOL"),
+            parallel_extracts=parallel,
+            reject_threshold=threshold,
+            reject_action=action,
+        )

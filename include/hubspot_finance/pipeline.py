@@ -1,0 +1,104 @@
+"""The task bodies of ``hubspot_to_finance``: plain functions the DAG file wires together.
+
+Each takes the settings and what Airflow hands the task (params, run id, interval) and returns
+small JSON-able dicts (windows, manifests, summaries) for XCom: paths and counts, never data,
+never the token.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from hubspot_finance.config import SyncConfig
+from hubspot_finance.params import parse_run_request
+from hubspot_finance.windows import Window, plan_window
+
+log = logging.getLogger(__name__)
+
+
+def raw_zone(cfg: SyncConfig):
+    from airflow.sdk import ObjectStoragePath
+
+    from hubspot_finance.rawzone import RawZone
+
+    return RawZone(ObjectStoragePath(cfg.raw_root))
+
+
+def hubspot_hook(cfg: SyncConfig, *, concurrent_clients: int = 1):
+    from hubspot_provider.hooks.hubspot import HubSpotHook
+
+    return HubSpotHook(cfg.hubspot_conn_id, concurrent_clients=concurrent_clients)
+
+
+def finance_hook(cfg: SyncConfig):
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(cfg.finance_conn_id).get_hook()
+
+
+def plan_run(
+    cfg: SyncConfig,
+    params: dict[str, Any],
+    *,
+    run_type: str | None,
+    data_interval: tuple[datetime | None, datetime | None],
+    watermarks: dict[str, datetime | None],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Validate the trigger parameters and derive each object's window from its watermark."""
+    now = now or datetime.now(timezone.utc)
+    request = parse_run_request(params, account_zone=cfg.timezone, now=now)
+    start, end = request.start, request.end
+    interval_start, interval_end = data_interval
+    if run_type == "backfill" and start is None and not request.full_refresh and interval_start and interval_end:
+        # A backfill re-syncs its own data interval and never moves a watermark backwards.
+        start, end = interval_start, interval_end
+    windows = {}
+    for object_type in request.objects:
+        window = plan_window(
+            watermark=watermarks.get(object_type),
+            now=now,
+            overlap=cfg.overlap,
+            lag_margin=cfg.lag_margin,
+            start=start,
+            end=end,
+            full_refresh=request.full_refresh,
+        )
+        windows[object_type] = window.as_dict()
+        log.info(
+            "%s: %s window [%s, %s), watermark %s -> %s",
+            object_type, window.mode, window.start.isoformat() if window.start else "beginning",
+            window.end.isoformat(), watermarks.get(object_type), window.advances_to,
+        )
+    return {"objects": list(request.objects), "windows": windows, "dry_run": request.dry_run, "planned_at": now.isoformat()}
+
+
+def extract_reference(cfg: SyncConfig, run_id: str) -> dict[str, Any]:
+    from hubspot_finance import extract
+
+    hook = hubspot_hook(cfg)
+    result = extract.extract_reference(hook, raw_zone(cfg), run_id)
+    result["calls"] = hook.stats.as_dict()
+    return result
+
+
+def extract_object(cfg: SyncConfig, plan: dict[str, Any], object_type: str, run_id: str) -> dict[str, Any] | None:
+    """Extract one object type for the planned window; None when the run did not ask for it."""
+    from hubspot_finance import extract
+    from hubspot_finance.mapping import load_mapping
+    from hubspot_finance.objects import get_object
+
+    if object_type not in plan["objects"]:
+        log.info("%s: not selected for this run", object_type)
+        return None
+    window = Window.from_dict(plan["windows"][object_type])
+    zone = raw_zone(cfg)
+    decl = get_object(object_type)
+    definitions = zone.read_reference(run_id, f"properties_{object_type}", default=[])
+    properties, dropped = extract.resolve_properties(
+        decl, decl.properties(load_mapping(cfg.mapping_file)), definitions, extra=cfg.extra_properties
+    )
+    hook = hubspot_hook(cfg, concurrent_clients=cfg.parallel_extracts)
+    return extract.extract_object(hook, zone, decl, window, run_id, properties, dropped_properties=dropped)
