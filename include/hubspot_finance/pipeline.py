@@ -102,3 +102,13 @@ def extract_object(cfg: SyncConfig, plan: dict[str, Any], object_type: str, run_
     )
     hook = hubspot_hook(cfg, concurrent_clients=cfg.parallel_extracts)
     return extract.extract_object(hook, zone, decl, window, run_id, properties, dropped_properties=dropped)
+
+
+def _assets():
+    from airflow.sdk import Asset
+
+    return [Asset(f"finance://{table}", extra={"description": f"finance table {table}"}) for table in FINANCE_TABLES]
+
+
+FINANCE_TABLES = ("customers", "companies", "contracts")
+ASSETS = _assets()

@@ -1,0 +1,131 @@
+"""
+### HubSpot → finance tables
+
+Keeps the finance system's `customers`, `companies` and `contracts` (and their links) in step with
+HubSpot. Runs nightly (02:00 Europe/Oslo by default) and whenever someone triggers it.
+
+| task | reads | writes | when it fails |
+|---|---|---|---|
+| `plan` | trigger parameters, watermarks in `sync_state` | the windows to read (XCom) | a parameter is wrong: the message says which; fix and trigger again |
+| `extract_reference` | HubSpot properties, pipelines, account | raw zone `reference/` | token or scope problem: the message names the fix |
+| `extract_contacts` / `_deals` / `_companies` | HubSpot records changed in the window and their associations | raw zone Parquet + manifest | retried with backoff; a daily-limit stop says when the budget resets |
+| `load` | the run's manifests | finance tables, `sync_runs`, `sync_state` in **one** transaction | nothing is half-loaded; the watermark did not move; re-run |
+
+Manual runs: leave everything empty for a normal incremental sync; give `start` (and `end`) to
+re-sync a range without moving the watermark backwards; tick `full_refresh` to re-read everything;
+tick `dry_run` to see what would change without loading. See the README's "Operating" section.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from hubspot_finance import pipeline
+from hubspot_finance.config import OBJECT_TYPES, SyncConfig
+
+CFG = SyncConfig.from_env()
+
+DEFAULT_ARGS = {
+    "owner": "finance-data",
+    "retries": 3,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=20),
+}
+
+PARAMS = {
+    "start": Param(
+        None,
+        type=["null", "string"],
+        title="Start",
+        description="Re-sync changes from this date (2026-11-01) or date-time (2026-11-01T06:00, "
+        f"{CFG.timezone} unless an offset is given). Empty: continue from the last successful sync.",
+        section="Date range (optional)",
+    ),
+    "end": Param(
+        None,
+        type=["null", "string"],
+        title="End",
+        description="Re-sync changes before this date or date-time. Empty: up to now.",
+        section="Date range (optional)",
+    ),
+    "objects": Param(
+        list(OBJECT_TYPES),
+        type="array",
+        items={"type": "string", "enum": list(OBJECT_TYPES)},
+        title="Objects",
+        description="Which HubSpot objects to sync.",
+        section="What to sync",
+    ),
+    "full_refresh": Param(
+        False,
+        type="boolean",
+        title="Full refresh",
+        description="Re-read every record from HubSpot (slower, uses more API budget). Not with a date range.",
+        section="What to sync",
+    ),
+    "dry_run": Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Extract and transform, report what would change, load nothing.",
+        section="What to sync",
+    ),
+}
+
+
+@dag(
+    dag_id="hubspot_to_finance",
+    schedule=CronDataIntervalTimetable(CFG.schedule, timezone=CFG.timezone),
+    start_date=datetime(2026, 1, 1, tzinfo=ZoneInfo(CFG.timezone)),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=PARAMS,
+    doc_md=__doc__,
+    tags=["hubspot", "finance"],
+)
+def hubspot_to_finance():
+    @task(retries=1, doc_md="Validates the trigger parameters and derives each object's window from its watermark.")
+    def plan() -> dict:
+        context = get_current_context()
+        dag_run = context["dag_run"]
+        return pipeline.plan_for_context(CFG, context["params"], dag_run, context)
+
+    @task(doc_md="Reads property definitions, deal pipelines and account details into the raw zone.")
+    def extract_reference() -> dict:
+        return pipeline.extract_reference(CFG, get_current_context()["run_id"])
+
+    planned = plan()
+    reference = extract_reference()
+    planned >> reference
+
+    manifests = {}
+    for object_type in OBJECT_TYPES:
+
+        @task(
+            task_id=f"extract_{object_type}",
+            pool=CFG.pool or "default_pool",
+            doc_md=f"Extracts {object_type} changed in the planned window, and their associations, to Parquet.",
+        )
+        def extract(plan: dict, object_type: str = object_type) -> dict | None:
+            return pipeline.extract_object(CFG, plan, object_type, get_current_context()["run_id"])
+
+        manifests[object_type] = extract(planned)
+        reference >> manifests[object_type]
+
+    @task(
+        outlets=pipeline.ASSETS,
+        doc_md="Transforms the run's Parquet with pandas and loads every table, the run log and the "
+        "watermarks in one transaction. Returns the run summary.",
+    )
+    def load(plan: dict, reference: dict, manifests: dict) -> dict:
+        return pipeline.load_for_context(CFG, plan, reference, manifests, get_current_context())
+
+    load(planned, reference, manifests)
+
+
+hubspot_to_finance()
