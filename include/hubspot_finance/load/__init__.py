@@ -1,0 +1,442 @@
+"""Bulk, idempotent, atomic load of one run's raw-zone datasets into the finance tables.
+
+Entry point: :func:`load_run` ``(db, plan) -> RunSummary``. ``db`` is an Airflow ``DbApiHook``
+(``PostgresHook``/``SqliteHook``, e.g. ``BaseHook.get_connection(conn_id).get_hook()``) or a raw DB-API
+connection (psycopg 3 or sqlite3).
+
+Semantics:
+- Everything of one run (all objects, associations, contract changes, rejects, ``sync_runs``,
+  ``sync_state`` watermarks) commits in ONE transaction; a crash anywhere leaves the tables as before.
+  Loads are serialized with ``pg_advisory_xact_lock`` (PostgreSQL) or ``BEGIN IMMEDIATE`` (SQLite).
+- Rows are streamed chunk by chunk (transform → staging: COPY on PostgreSQL, executemany on SQLite),
+  deduplicated by key in SQL (newest ``updated_at``; ties → last read), then ONE set-based
+  ``INSERT … ON CONFLICT … DO UPDATE … WHERE excluded.updated_at >= t.updated_at`` per table, which
+  also skips rows identical to the stored ones (counted as *unchanged*; their ``synced_at`` stays).
+  Older incoming rows are *stale* and ignored: replaying old Parquet never overwrites newer data.
+- Archived → ``is_deleted``/``deleted_at``; merged-away ids (from survivors' ``hs_merged_object_ids``) →
+  deleted, ``merged_into_*`` = survivor, ``updated_at`` raised to the survivor's; a merged row is only
+  overwritten by strictly newer data. Rows are never physically deleted; restores revive them.
+- Associations: for every from-id covered in the run, the stored set is replaced (removed pairs are
+  deleted from the association table). ``contracts.primary_company_id`` follows the primary deal→company.
+- ``contract_changes`` gets one row per changed ``amount``/``currency``/``stage_id``/``close_date`` of an
+  existing deal (never on first insert).
+- Test hook: if env ``HUBSPOT_FINANCE_TEST_BLOCK_AFTER_STAGING`` names a file, the load creates it after
+  staging the first object and then blocks (tests kill the process there to prove atomicity).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+
+from hubspot_finance.mapping import Mapping, load_mapping
+from hubspot_finance.objects import ASSOCIATIONS, LOAD_ORDER, OBJECTS, AssociationDecl, get_association, get_object
+from hubspot_finance.rawzone import IncompleteDatasetError, Manifest, RawZone, parse_hubspot_time
+from hubspot_finance.schema import CHANGE_TRACKED, EXTRA_LOGICAL, Dialect, begin, dialect_of, ensure_extra_columns, migrate, quote
+from hubspot_finance.summary import AssociationSummary, ObjectSummary, RunSummary
+from hubspot_finance.transform import Reference, table_columns, transform_chunk
+
+from . import postgres as _pg
+from . import sqlite as _sqlite
+
+log = logging.getLogger(__name__)
+
+BLOCK_ENV = "HUBSPOT_FINANCE_TEST_BLOCK_AFTER_STAGING"
+MODE_NAMES = {"incremental": "scheduled", "scheduled": "scheduled", "range": "manual_range",
+              "manual_range": "manual_range", "full": "full"}
+
+
+@dataclass
+class LoadConfig:
+    schema: str = "finance"  # PostgreSQL schema (ignored by SQLite)
+    table_prefix: str = ""  # prefix for every table name (SQLite's stand-in for a schema)
+    mapping: Mapping | None = None  # default: load_mapping()
+    time_zone: str | None = None  # default: account.json timeZone, else Europe/Oslo
+    phone_region: str = "NO"
+    migrate: bool = True  # apply pending migrations before loading
+
+    def dialect(self, name: str) -> Dialect:
+        return Dialect(name, schema=self.schema, prefix=self.table_prefix)
+
+
+@dataclass
+class LoadPlan:
+    """What to load: the run id, the committed manifests, the reference dataset and the config."""
+
+    run_id: str
+    zone: RawZone
+    records: dict[str, Manifest]  # object type -> committed records manifest
+    associations: list[Manifest] = field(default_factory=list)
+    reference_run_id: str | None = None
+    mode: str | None = None  # default: from the manifests' "mode"
+    config: LoadConfig = field(default_factory=LoadConfig)
+
+    @classmethod
+    def from_zone(
+        cls,
+        zone: RawZone,
+        run_id: str,
+        *,
+        object_types: list[str] | None = None,
+        associations: list[tuple[str, str]] | None = None,
+        raw_run_id: str | None = None,
+        mode: str | None = None,
+        config: LoadConfig | None = None,
+    ) -> LoadPlan:
+        """Read the committed manifests of ``raw_run_id`` (default ``run_id``); a missing one raises."""
+        raw = raw_run_id or run_id
+        types = object_types if object_types is not None else list(OBJECTS)
+        records = {ot: zone.records_manifest(ot, raw) for ot in types}
+        pairs = associations if associations is not None else [(a.from_type, a.to_type) for a in ASSOCIATIONS if a.from_type in types]
+        assoc = [zone.associations_manifest(f, t, raw) for f, t in pairs]
+        return cls(run_id, zone, records, assoc, raw, mode, config or LoadConfig())
+
+
+def _connection(db: Any) -> tuple[Any, bool]:
+    if hasattr(db, "get_conn") and not hasattr(db, "cursor"):
+        return db.get_conn(), True
+    return db, False
+
+
+def load_run(db: Any, plan: LoadPlan) -> RunSummary:
+    """Load ``plan`` atomically; returns the run summary (also written to ``sync_runs``)."""
+    conn, owned = _connection(db)
+    try:
+        return _Loader(conn, plan).run()
+    finally:
+        if owned:
+            conn.close()
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class _Loader:
+    def __init__(self, conn: Any, plan: LoadPlan):
+        self.conn, self.plan = conn, plan
+        self.cfg = plan.config
+        dname = dialect_of(conn)
+        self.d = self.cfg.dialect(dname)
+        self.ops: ModuleType = _pg if dname == "postgres" else _sqlite
+        self.mapping = self.cfg.mapping or load_mapping()
+        self.now = datetime.now(timezone.utc)
+        self.summary = RunSummary(plan.run_id, started_at=_iso(self.now))
+        self.mode = plan.mode or self._mode_from_manifests()
+        self.summary.mode = self.mode
+
+    # --------------------------------------------------------------- helpers
+    def _mode_from_manifests(self) -> str | None:
+        for m in self.plan.records.values():
+            mode = m.extra.get("mode")
+            if mode:
+                return MODE_NAMES.get(str(mode), str(mode))
+        return None
+
+    def p(self, value: Any, logical: str = "text") -> Any:
+        return self.ops.to_param(value, logical)
+
+    def x(self, sql: str, params: tuple | list = ()) -> Any:
+        cur = self.conn.cursor()
+        cur.execute(sql, tuple(params))
+        return cur
+
+    def one(self, sql: str, params: tuple | list = ()) -> Any:
+        return self.x(sql, params).fetchone()
+
+    # --------------------------------------------------------------- main
+    def run(self) -> RunSummary:
+        if self.cfg.migrate:
+            self.summary.migrations_applied = migrate(self.conn, self.d)
+        reference = Reference.from_zone(self.plan.zone, self.plan.reference_run_id or self.plan.run_id, self.cfg.time_zone) \
+            if self._has_reference() else Reference.from_objects(time_zone=self.cfg.time_zone)
+        try:
+            begin(self.conn, self.d)
+            blocked = False
+            for ot in [o for o in LOAD_ORDER if o in self.plan.records] + [o for o in self.plan.records if o not in LOAD_ORDER]:
+                self._load_object(ot, self.plan.records[ot], reference)
+                if not blocked:
+                    blocked = True
+                    self._test_block()
+            for manifest in self.plan.associations:
+                self._load_associations(manifest)
+            self._write_runs()
+            self.summary.finished_at = _iso(datetime.now(timezone.utc))
+            self.conn.commit()
+        except BaseException as exc:
+            self.conn.rollback()
+            self.summary.status = "failed"
+            self._record_failure(exc)
+            raise
+        log.info("%s", self.summary.format())
+        return self.summary
+
+    def _has_reference(self) -> bool:
+        try:
+            self.plan.zone.reference_manifest(self.plan.reference_run_id or self.plan.run_id)
+            return True
+        except IncompleteDatasetError:
+            return False
+
+    def _test_block(self) -> None:
+        path = os.environ.get(BLOCK_ENV)
+        if not path:
+            return
+        with open(path, "w") as fh:
+            fh.write(str(os.getpid()))
+        while True:  # pragma: no cover - killed by the test
+            time.sleep(0.2)
+
+    # --------------------------------------------------------------- objects
+    def _load_object(self, object_type: str, manifest: Manifest, reference: Reference) -> None:
+        decl = get_object(object_type)
+        d, ops = self.d, self.ops
+        s = ObjectSummary(object_type, decl.table, extracted=manifest.rows)
+        self.summary.objects[object_type] = s
+        cols = table_columns(decl, self.mapping)
+        extras = [(e.name, EXTRA_LOGICAL[e.type]) for e in self.mapping.table(decl.table).extra_columns.values()]
+        ensure_extra_columns(self.conn, d, decl.table, extras)
+        stage, src = f"stg_{decl.table}", f"src_{decl.table}"
+        cur = self.conn.cursor()
+        ops.create_stage(cur, d, stage, cols + [("_ord", "int")])
+        ops.create_stage(cur, d, "stg_merges", [("absorbed", "text"), ("survivor", "text"), ("survivor_updated_at", "ts")])
+        rejects: list[dict[str, Any]] = []
+        warnings: dict[str, int] = {}
+        offset = 0
+        max_updated: datetime | None = None
+        for frame in self.plan.zone.iter_frames(manifest):
+            res = transform_chunk(frame, object_type, mapping=self.mapping, reference=reference,
+                                  run_id=self.plan.run_id, phone_region=self.cfg.phone_region)
+            rows = res.rows.assign(_ord=range(offset, offset + len(res.rows)))
+            offset += len(res.rows)
+            ops.write_stage(cur, d, stage, cols + [("_ord", "int")], rows)
+            if res.merges:
+                mf = pd.DataFrame(res.merges, columns=["absorbed", "survivor", "survivor_updated_at"])
+                ops.write_stage(cur, d, "stg_merges", [("absorbed", "text"), ("survivor", "text"), ("survivor_updated_at", "ts")], mf)
+            rejects.extend(res.rejects)
+            for k, n in res.warnings.items():
+                warnings[k] = warnings.get(k, 0) + n
+            if len(res.rows):
+                m = res.rows["updated_at"].max()
+                if pd.notna(m):
+                    m = m.to_pydatetime()
+                    max_updated = m if max_updated is None or m > max_updated else max_updated
+        s.warnings = dict(sorted(warnings.items()))
+        self._upsert(decl, cols, stage, src, s)
+        self._merges(decl, s)
+        self._rejects(object_type, rejects, s)
+        self._watermark(object_type, manifest, max_updated, s)
+
+    def _upsert(self, decl: Any, cols: list[tuple[str, str]], stage: str, src: str, s: ObjectSummary) -> None:
+        d, ops = self.d, self.ops
+        T, key = d.t(decl.table), quote(decl.key_column)
+        S = ops.stage_ref(src)
+        self.x(f"DROP TABLE IF EXISTS {ops.stage_ref(src)}")
+        self.x(ops.dedup_sql(stage, src, decl.key_column))
+        s.distinct = self.one(f"SELECT count(*) FROM {S}")[0]
+        merged_col = quote(decl.merged_into_column)
+        def newer_than(a: str) -> str:
+            return f"({a}.updated_at >= t.updated_at AND (t.{merged_col} IS NULL OR {a}.updated_at > t.updated_at))"
+
+        data_cols = [c for c, _ in cols]
+
+        def distinct_from(a: str) -> str:
+            return f"({', '.join('t.' + quote(c) for c in data_cols)}) {ops.DISTINCT} ({', '.join(a + '.' + quote(c) for c in data_cols)})"
+
+        newer, distinct = newer_than("s"), distinct_from("s")
+        s.stale = self.one(f"SELECT count(*) FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE NOT {newer}")[0]
+        s.deleted = self.one(
+            f"SELECT count(*) FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key} WHERE s.is_deleted = {ops.TRUE} "
+            f"AND (t.{key} IS NULL OR ({newer} AND t.is_deleted = {ops.FALSE}))"
+        )[0]
+        # contract changes, before the upsert overwrites the old values
+        for fld in CHANGE_TRACKED.get(decl.table, ()):
+            q = quote(fld)
+            cur = self.x(
+                f"INSERT INTO {d.t('contract_changes')} (hubspot_deal_id, field, old_value, new_value, changed_at, sync_run_id, recorded_at) "
+                f"SELECT s.{key}, {d.param}, CAST(t.{q} AS TEXT), CAST(s.{q} AS TEXT), s.updated_at, {d.param}, {d.param} "
+                f"FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE {newer} AND t.{q} {ops.DISTINCT} s.{q}",
+                (fld, self.plan.run_id, self.p(self.now, "ts")),
+            )
+            self.summary.contract_changes += max(cur.rowcount, 0)
+        all_cols = data_cols + ["synced_at", "sync_run_id"]
+        ins_cols = ", ".join(quote(c) for c in all_cols)
+        sel = ", ".join([f"s.{quote(c)}" for c in data_cols] + [d.param, d.param])
+        sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in all_cols if c != decl.key_column)
+        where_newer, where_distinct = newer_than("excluded"), distinct_from("excluded")
+        sql = (
+            f"INSERT INTO {T} AS t ({ins_cols}) SELECT {sel} FROM {S} s WHERE true "
+            f"ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {where_newer} AND {where_distinct}"
+        )
+        params = (self.p(self.now, "ts"), self.plan.run_id)
+        if self.d.name == "postgres":
+            s.inserted, s.updated = self.ops.upsert_counts(self.conn.cursor(), sql, params)
+        else:
+            s.inserted = self.one(f"SELECT count(*) FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key} WHERE t.{key} IS NULL")[0]
+            s.updated = self.one(f"SELECT count(*) FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE {newer} AND {distinct}")[0]
+            self.x(sql, params)
+        s.unchanged = s.distinct - s.inserted - s.updated - s.stale
+
+    def _merges(self, decl: Any, s: ObjectSummary) -> None:
+        d, ops = self.d, self.ops
+        T, key, mcol = d.t(decl.table), quote(decl.key_column), quote(decl.merged_into_column)
+        M = ops.stage_ref("stg_merges")
+        # one survivor per absorbed id: the newest merge wins
+        self.x(f"DELETE FROM {M} WHERE EXISTS (SELECT 1 FROM {M} m2 WHERE m2.absorbed = {M}.absorbed "
+               f"AND (m2.survivor_updated_at > {M}.survivor_updated_at OR (m2.survivor_updated_at = {M}.survivor_updated_at AND m2.survivor > {M}.survivor)))")
+        cur = self.x(
+            f"UPDATE {T} SET is_deleted = {ops.TRUE}, deleted_at = COALESCE({T}.deleted_at, m.survivor_updated_at), "
+            f"{mcol} = m.survivor, updated_at = {ops.GREATEST}({T}.updated_at, m.survivor_updated_at), "
+            f"synced_at = {d.param}, sync_run_id = {d.param} "
+            f"FROM {M} m WHERE {T}.{key} = m.absorbed AND m.survivor_updated_at >= {T}.updated_at "
+            f"AND ({T}.{mcol} {ops.DISTINCT} m.survivor OR {T}.is_deleted = {ops.FALSE})",
+            (self.p(self.now, "ts"), self.plan.run_id),
+        )
+        s.merged = max(cur.rowcount, 0)
+        s.deleted += s.merged
+
+    def _rejects(self, object_type: str, rejects: list[dict[str, Any]], s: ObjectSummary) -> None:
+        d = self.d
+        R = d.t("rejected_records")
+        self.x(f"DELETE FROM {R} WHERE run_id = {d.param} AND object_type = {d.param}", (self.plan.run_id, object_type))
+        s.rejected = len(rejects)
+        if not rejects:
+            return
+        rows = [
+            (r["object_type"], r["hubspot_id"], r["run_id"], json.dumps(r["reasons"], ensure_ascii=False, default=str),
+             json.dumps(r["raw_record"], ensure_ascii=False, default=str), self.p(self.now, "ts"))
+            for r in rejects
+        ]
+        marks = ", ".join([d.param] * 6)
+        self.conn.cursor().executemany(
+            f"INSERT INTO {R} (object_type, hubspot_id, run_id, reasons, raw_record, rejected_at) VALUES ({marks})", rows
+        )
+
+    def _watermark(self, object_type: str, manifest: Manifest, max_updated: datetime | None, s: ObjectSummary) -> None:
+        wm = parse_hubspot_time(manifest.extra.get("window_end")) or max_updated
+        if wm is None:
+            return
+        s.watermark = _iso(wm)
+        d, ops = self.d, self.ops
+        W = d.t("sync_state")
+        self.x(
+            f"INSERT INTO {W} AS w (object_type, watermark, updated_at, run_id) VALUES ({d.param}, {d.param}, {d.param}, {d.param}) "
+            f"ON CONFLICT (object_type) DO UPDATE SET watermark = {ops.GREATEST}(COALESCE(w.watermark, excluded.watermark), excluded.watermark), "
+            "updated_at = excluded.updated_at, run_id = excluded.run_id",
+            (object_type, self.p(wm, "ts"), self.p(self.now, "ts"), self.plan.run_id),
+        )
+
+    # --------------------------------------------------------------- associations
+    def _load_associations(self, manifest: Manifest) -> None:
+        from_type, to_type = manifest.name.split("_to_", 1)
+        decl: AssociationDecl = get_association(from_type, to_type)
+        d, ops = self.d, self.ops
+        s = AssociationSummary(decl.name, decl.table)
+        self.summary.associations[decl.name] = s
+        f, t = decl.from_column, decl.to_column
+        acols = [(f, "text"), (t, "text"), ("is_primary", "bool"), ("labels", "json")]
+        cur = self.conn.cursor()
+        ops.create_stage(cur, d, "stg_assoc", acols)
+        ops.create_stage(cur, d, "stg_cov", [("from_id", "text")])
+        for table in self.plan.zone.iter_tables(manifest):
+            frame = pd.DataFrame({
+                f: table.column("from_id").to_pylist(), t: table.column("to_id").to_pylist(),
+                "is_primary": table.column("is_primary").to_pylist(),
+                "labels": [json.dumps(x or [], ensure_ascii=False) for x in table.column("labels").to_pylist()],
+            })
+            ops.write_stage(cur, d, "stg_assoc", acols, frame)
+        for table in self.plan.zone.iter_from_ids(manifest):
+            ops.write_stage(cur, d, "stg_cov", [("from_id", "text")], pd.DataFrame({"from_id": table.column("from_id").to_pylist()}))
+        # every from-id present in the pairs counts as covered too
+        self.x(f"INSERT INTO {ops.stage_ref('stg_cov')} (from_id) SELECT DISTINCT {quote(f)} FROM {ops.stage_ref('stg_assoc')}")
+        self.x(f"DROP TABLE IF EXISTS {ops.stage_ref('src_assoc')}")
+        self.x(ops.assoc_merge_sql("stg_assoc", "src_assoc", f, t))
+        A, S, C = d.t(decl.table), ops.stage_ref("src_assoc"), ops.stage_ref("stg_cov")
+        s.rows = self.one(f"SELECT count(*) FROM {S}")[0]
+        s.covered_from_ids = self.one(f"SELECT count(DISTINCT from_id) FROM {C}")[0]
+        qf, qt = quote(f), quote(t)
+        cur = self.x(
+            f"DELETE FROM {A} WHERE {qf} IN (SELECT from_id FROM {C}) AND NOT EXISTS "
+            f"(SELECT 1 FROM {S} s WHERE s.{qf} = {A}.{qf} AND s.{qt} = {A}.{qt})"
+        )
+        s.removed = max(cur.rowcount, 0)
+        cur = self.x(
+            f"INSERT INTO {A} AS a ({qf}, {qt}, is_primary, labels, synced_at, sync_run_id) "
+            f"SELECT s.{qf}, s.{qt}, s.is_primary, s.labels, {d.param}, {d.param} FROM {S} s WHERE true "
+            f"ON CONFLICT ({qf}, {qt}) DO UPDATE SET is_primary = excluded.is_primary, labels = excluded.labels, "
+            f"synced_at = excluded.synced_at, sync_run_id = excluded.sync_run_id "
+            f"WHERE (a.is_primary, a.labels) {ops.DISTINCT} (excluded.is_primary, excluded.labels)",
+            (self.p(self.now, "ts"), self.plan.run_id),
+        )
+        s.upserted = max(cur.rowcount, 0)
+        if decl.table == "contract_companies":
+            K = d.t("contracts")
+            primary = (f"(SELECT MIN(cc.{qt}) FROM {A} cc WHERE cc.{qf} = {K}.hubspot_deal_id AND cc.is_primary = {ops.TRUE})")
+            self.x(
+                f"UPDATE {K} SET primary_company_id = {primary} WHERE hubspot_deal_id IN (SELECT from_id FROM {C}) "
+                f"AND primary_company_id {ops.DISTINCT} {primary}"
+            )
+
+    # --------------------------------------------------------------- bookkeeping
+    def _run_rows(self, status: str, error: str | None) -> list[tuple]:
+        rows = []
+        fin = datetime.now(timezone.utc)
+        for ot, m in self.plan.records.items():
+            s = self.summary.objects.get(ot) or ObjectSummary(ot, get_object(ot).table, extracted=m.rows)
+            ex = m.extra
+            rows.append((
+                self.plan.run_id, ot, self.p(parse_hubspot_time(ex.get("window_start")), "ts"),
+                self.p(parse_hubspot_time(ex.get("window_end")), "ts"), self.mode, s.extracted, s.loaded, s.inserted,
+                s.updated, s.unchanged, s.stale, s.rejected, s.deleted, s.merged, sum(s.warnings.values()),
+                _api_calls(ex), self.p(self.now, "ts"), self.p(fin, "ts"), status, error,
+            ))
+        return rows
+
+    def _write_runs(self, status: str = "success", error: str | None = None) -> None:
+        d = self.d
+        cols = ("run_id, object_type, window_start, window_end, mode, extracted, loaded, inserted, updated, unchanged, "
+                "stale, rejected, deleted, merged, warnings, api_calls, started_at, finished_at, status, error")
+        n = len(cols.split(","))
+        sets = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in cols.split(",")[2:])
+        # a failed attempt never overwrites the record of a successful load of the same run
+        guard = "" if status == "success" else " WHERE r.status <> 'success'"
+        self.conn.cursor().executemany(
+            f"INSERT INTO {d.t('sync_runs')} AS r ({cols}) VALUES ({', '.join([d.param] * n)}) "
+            f"ON CONFLICT (run_id, object_type) DO UPDATE SET {sets}{guard}",
+            self._run_rows(status, error),
+        )
+
+    def _record_failure(self, exc: BaseException) -> None:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            return
+        try:
+            begin(self.conn, self.d)
+            self._write_runs("failed", f"{type(exc).__name__}: {exc}"[:2000])
+            self.conn.commit()
+        except Exception:  # best effort: the tables may not even exist
+            try:
+                self.conn.rollback()
+            except Exception:
+                pass
+            log.warning("could not record the failed run in sync_runs", exc_info=True)
+
+
+def _api_calls(extra: dict[str, Any]) -> int | None:
+    for key in ("api_calls", "calls"):
+        v = extra.get(key)
+        if isinstance(v, int):
+            return v
+        if isinstance(v, dict):
+            return sum(x for x in v.values() if isinstance(x, int))
+    return None
+
+
+__all__ = ["LoadConfig", "LoadPlan", "load_run", "BLOCK_ENV"]

@@ -1,0 +1,69 @@
+"""Run summary of a load: for logs, XCom (``to_dict()`` is JSON-safe) and asset event extras."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ObjectSummary:
+    object_type: str
+    table: str
+    extracted: int = 0  # rows in the raw-zone dataset (incl. duplicates and rejects)
+    distinct: int = 0  # distinct ids after deduplication
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0  # incoming identical to stored
+    stale: int = 0  # incoming older than stored (replay): ignored
+    rejected: int = 0
+    deleted: int = 0  # archived now (newly or again) or merged away
+    merged: int = 0  # merged-away rows marked in this run
+    warnings: dict[str, int] = field(default_factory=dict)
+    watermark: str | None = None
+
+    @property
+    def loaded(self) -> int:
+        return self.inserted + self.updated
+
+
+@dataclass
+class AssociationSummary:
+    name: str
+    table: str
+    rows: int = 0  # distinct (from, to) pairs read
+    covered_from_ids: int = 0
+    upserted: int = 0
+    removed: int = 0
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    status: str = "success"
+    mode: str | None = None
+    objects: dict[str, ObjectSummary] = field(default_factory=dict)
+    associations: dict[str, AssociationSummary] = field(default_factory=dict)
+    contract_changes: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    migrations_applied: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for name, obj in self.objects.items():
+            d["objects"][name]["loaded"] = obj.loaded
+        return d
+
+    def format(self) -> str:
+        lines = [f"run {self.run_id}: {self.status} (mode {self.mode})"]
+        for o in self.objects.values():
+            lines.append(
+                f"  {o.object_type:<10} extracted {o.extracted}, inserted {o.inserted}, updated {o.updated}, "
+                f"unchanged {o.unchanged}, stale {o.stale}, rejected {o.rejected}, deleted {o.deleted}, "
+                f"merged {o.merged}, warnings {sum(o.warnings.values())}"
+            )
+        for a in self.associations.values():
+            lines.append(f"  {a.name:<22} pairs {a.rows}, from-ids {a.covered_from_ids}, upserted {a.upserted}, removed {a.removed}")
+        lines.append(f"  contract changes {self.contract_changes}")
+        return "\n".join(lines)
