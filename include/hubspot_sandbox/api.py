@@ -527,8 +527,9 @@ class HubSpotApi:
                 offset = _dec(inp.get("after"))
                 targets: dict[int, bool] = {}
                 for src in [i] + fs.absorbed_into(i):
+                    own = src == i  # a merged-in record's edges move over, but not its primary flag
                     for j, p in portal.assoc.targets(from_t, to_t, src):
-                        targets[j] = targets.get(j, False) or p
+                        targets[j] = targets.get(j, False) or (p and own)
                 if not targets:
                     continue
                 items = sorted(targets.items())

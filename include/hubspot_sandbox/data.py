@@ -315,14 +315,27 @@ class AssociationStore:
                     found[v] = p  # reverse direction shows the edge; primary is the from side's notion
                 else:
                     found[v] = p
+        if not found:
+            return []
         to_store = self.portal.stores[to_t]
+        v = np.fromiter(found.keys(), dtype=np.int64, count=len(found))
+        p = np.fromiter(found.values(), dtype=bool, count=len(found))
+        inside = v < to_store.n
+        v, p = v[inside], p[inside]
+        merged = to_store.merged[v]
+        if merged.any():  # follow merges to the survivor (rare: loop per merged target)
+            for k in np.flatnonzero(merged):
+                try:
+                    v[k] = to_store.resolve(str(to_store.base + v[k]))
+                except NotFound:
+                    v[k] = -1
+        ok = v >= 0
+        v, p = v[ok], p[ok]
+        live = to_store.archived[v] == 0
+        v, p = v[live], p[live]
         out: dict[int, bool] = {}
-        for v, p in found.items():
-            try:
-                j = to_store.resolve(str(to_store.base + v))
-            except NotFound:
-                continue
-            out[j] = out.get(j, False) or p
+        for j, pr in zip(v.tolist(), p.tolist()):
+            out[j] = out.get(j, False) or pr
         return sorted(out.items())
 
     def set_edge(self, from_t, from_i, to_t, to_i, primary: bool, present: bool) -> None:

@@ -22,6 +22,7 @@ from .state import SandboxState
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: avoid 40 ms delayed-ACK stalls
     server_version = "hubspot-sandbox"
     sys_version = ""
 
