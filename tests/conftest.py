@@ -56,3 +56,23 @@ def pg_dsn() -> str:
     if not dsn:
         pytest.skip(f"set {PG_DSN_ENV} to run the PostgreSQL tests")
     return dsn
+
+
+def hubspot_conn_env(conn_id: str, url: str, token: str, **extra) -> tuple[str, str]:
+    """The environment variable that defines a ``hubspot`` connection (Airflow's JSON form)."""
+    value = json.dumps({"conn_type": "hubspot", "host": url, "password": token, "extra": extra})
+    return f"AIRFLOW_CONN_{conn_id.upper()}", value
+
+
+@pytest.fixture()
+def hubspot_connection(monkeypatch):
+    """Define a hubspot connection for a sandbox: ``hubspot_connection(sb, **extra) -> conn_id``."""
+    counter = iter(range(10**6))
+
+    def make(sb, conn_id: str | None = None, token: str | None = None, **extra) -> str:
+        conn_id = conn_id or f"hubspot_test_{next(counter)}"
+        name, value = hubspot_conn_env(conn_id, sb.url, token or sb.token, **extra)
+        monkeypatch.setenv(name, value)
+        return conn_id
+
+    return make

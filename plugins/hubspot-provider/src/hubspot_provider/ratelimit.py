@@ -47,6 +47,9 @@ class RateLimitHeaders:
 class SlidingWindowLimiter:
     """At most ``capacity`` acquisitions in any window of ``interval`` seconds.
 
+    A call counts as ours from the moment we send it, but HubSpot stamps it on arrival, so a call
+    is only forgotten ``margin`` after its window (2% of the interval, at least 50 ms): without
+    that, the call at the edge of the window can reach HubSpot before the old one has left it.
     ``acquire`` blocks (sleeping) until a slot is free and returns the seconds it waited, so the
     hook can report time spent waiting. Thread-safe; ``clock``/``sleep`` are injectable for tests.
     """
@@ -63,6 +66,7 @@ class SlidingWindowLimiter:
             raise ValueError("capacity must be >= 1 and interval > 0")
         self.capacity = capacity
         self.interval = interval
+        self.margin = max(0.05, interval * 0.02)
         self._clock = clock
         self._sleep = sleep
         self._calls: deque[float] = deque()
@@ -70,7 +74,7 @@ class SlidingWindowLimiter:
         self._lock = threading.Lock()
 
     def _expire(self, now: float) -> None:
-        while self._calls and self._calls[0] <= now - self.interval:
+        while self._calls and self._calls[0] <= now - self.interval - self.margin:
             self._calls.popleft()
 
     def acquire(self) -> float:
@@ -84,7 +88,7 @@ class SlidingWindowLimiter:
                     self._calls.append(now)
                     return waited
                 if delay <= 0:
-                    delay = self._calls[0] + self.interval - now
+                    delay = self._calls[0] + self.interval + self.margin - now
             delay = max(delay, 0.001)
             self._sleep(delay)
             waited += delay
@@ -98,6 +102,7 @@ class SlidingWindowLimiter:
         with self._lock:
             self.capacity = max(1, capacity)
             self.interval = interval
+            self.margin = max(0.05, interval * 0.02)
 
 
 class GeneralBudget:

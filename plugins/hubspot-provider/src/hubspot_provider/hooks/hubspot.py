@@ -283,7 +283,6 @@ class HubSpotHook(HttpHook):
         )
         session.verify = True
         session.trust_env = False  # no .netrc credentials or proxy variables rewriting our auth
-        session.max_redirects = 0
         if self.keep_alive_adapter is not None:
             session.mount("https://", self.keep_alive_adapter)
             session.mount("http://", self.keep_alive_adapter)
