@@ -104,6 +104,87 @@ def extract_object(cfg: SyncConfig, plan: dict[str, Any], object_type: str, run_
     return extract.extract_object(hook, zone, decl, window, run_id, properties, dropped_properties=dropped)
 
 
+def read_watermarks(cfg: SyncConfig) -> dict[str, datetime | None]:
+    from hubspot_finance.config import OBJECT_TYPES
+    from hubspot_finance.state import read_watermarks as read
+
+    return read(finance_hook(cfg), list(OBJECT_TYPES), schema=cfg.schema)
+
+
+def plan_for_context(cfg: SyncConfig, params: dict[str, Any], dag_run: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """``plan_run`` with what Airflow gives the task; works when ``logical_date`` is None."""
+    interval = (context.get("data_interval_start"), context.get("data_interval_end"))
+    run_type = getattr(dag_run, "run_type", None)
+    run_type = getattr(run_type, "value", run_type)
+    return plan_run(cfg, params, run_type=run_type, data_interval=interval, watermarks=read_watermarks(cfg))
+
+
+def load_manifests(
+    cfg: SyncConfig,
+    plan: dict[str, Any],
+    manifests: dict[str, dict[str, Any] | None],
+    run_id: str,
+    *,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Transform and load every extracted object of the run in one transaction; returns the summary."""
+    from hubspot_finance.load import LoadConfig, LoadPlan, load_run
+    from hubspot_finance.mapping import load_mapping
+
+    object_types = [o for o in plan["objects"] if manifests.get(o) is not None]
+    zone = raw_zone(cfg)
+    load_plan = LoadPlan.from_zone(
+        zone,
+        run_id,
+        object_types=object_types,
+        config=LoadConfig(schema=cfg.schema, mapping=load_mapping(cfg.mapping_file)),
+    )
+    summary = load_run(finance_hook(cfg), load_plan).to_dict()
+    summary["api_calls"] = {o: (manifests[o] or {}).get("calls", {}).get("total_calls") for o in object_types}
+    return summary
+
+
+class TooManyRejectsError(RuntimeError):
+    """More rows were rejected than the configured threshold allows (the load itself committed)."""
+
+
+def check_rejects(cfg: SyncConfig, summary: dict[str, Any]) -> list[str]:
+    """Compare each object's reject rate with the threshold; warn or fail as configured."""
+    problems = []
+    for name, obj in summary.get("objects", {}).items():
+        seen = obj.get("distinct") or obj.get("extracted") or 0
+        rejected = obj.get("rejected") or 0
+        if seen and rejected / seen > cfg.reject_threshold:
+            problems.append(
+                f"{name}: {rejected} of {seen} records rejected ({rejected / seen:.1%} > {cfg.reject_threshold:.1%}); "
+                "see the rejected_records table for the reasons"
+            )
+    for problem in problems:
+        log.warning("%s", problem)
+    if problems and cfg.reject_action == "fail":
+        raise TooManyRejectsError("; ".join(problems))
+    return problems
+
+
+def load_for_context(
+    cfg: SyncConfig, plan: dict[str, Any], reference: dict[str, Any], manifests: dict[str, Any], context: dict[str, Any]
+) -> dict[str, Any]:
+    summary = load_manifests(cfg, plan, manifests, context["run_id"], dry_run=plan.get("dry_run", False))
+    summary["reference"] = {k: reference.get(k) for k in ("portal_id", "time_zone", "company_currency")}
+    summary["reject_warnings"] = check_rejects(cfg, summary)
+    if not plan.get("dry_run"):
+        outlet_events = context.get("outlet_events")
+        for asset in ASSETS:
+            table = asset.uri.split("://", 1)[1]
+            extra = {"run_id": context["run_id"], "mode": summary.get("mode")}
+            for obj in summary.get("objects", {}).values():
+                if obj.get("table") == table:
+                    extra.update({k: obj.get(k) for k in ("inserted", "updated", "unchanged", "rejected", "deleted")})
+            if outlet_events is not None:
+                outlet_events[asset].extra = extra
+    return summary
+
+
 def _assets():
     from airflow.sdk import Asset
 
