@@ -39,13 +39,13 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
-	$(PY) -m hubspot_finance.demo
+	$(PY) -m hubspot_devtools.demo
 
 sandbox: install
 	$(PY) -m hubspot_sandbox --host 127.0.0.1 --port $${SANDBOX_PORT:-8765}
 
 airflow: install
-	$(PY) -m hubspot_finance.devserver
+	$(PY) -m hubspot_devtools.devserver
 
 bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)

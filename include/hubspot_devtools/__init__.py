@@ -1,0 +1,1 @@
+"""Developer and demo tooling: `make demo`, `make airflow`. Never imported by the pipeline."""
