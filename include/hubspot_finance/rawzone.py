@@ -101,7 +101,7 @@ def parse_hubspot_time(value: Any) -> datetime | None:
     if not s:
         return None
     try:
-        if s.isdigit():
+        if s.isdigit() and s.isascii():
             return datetime.fromtimestamp(int(s) / 1000, tz=timezone.utc)
         dt = datetime.fromisoformat(s)
     except (ValueError, OverflowError, OSError):

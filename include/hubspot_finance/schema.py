@@ -228,7 +228,9 @@ def applied_versions(conn: Any, d: Dialect) -> list[int]:
     except Exception:
         conn.rollback()
         return []
-    return [int(r[0]) for r in cur.fetchall()]
+    out = [int(r[0]) for r in cur.fetchall()]
+    conn.rollback()  # end the read transaction: never leave the connection idle in transaction
+    return out
 
 
 def migrate(conn: Any, d: Dialect, target: int | None = None) -> list[int]:

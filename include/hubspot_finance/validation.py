@@ -38,9 +38,9 @@ from stdnum.no import orgnr as _orgnr
 
 MAX_INTEGER_DIGITS = 30
 MAX_FRACTION_DIGITS = 30
-_DECIMAL_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?$")
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_DIGITS_RE = re.compile(r"^\d{1,15}$")
+_DECIMAL_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?$", re.ASCII)
+_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$", re.ASCII)
+_DIGITS_RE = re.compile(r"^\d{1,15}$", re.ASCII)
 # A strict, plainly valid ASCII address shape; anything else goes through email-validator.
 _SIMPLE_EMAIL_RE = re.compile(
     r"^[a-z0-9](?:[a-z0-9_+\-]|\.(?!\.)){0,62}[a-z0-9_\-]?@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}$"
@@ -84,7 +84,7 @@ def parse_datetime(value: str | None) -> datetime | None:
     if _blank(value):
         return None
     s = str(value).strip()
-    if s.isdigit():
+    if _DIGITS_RE.match(s) or (s.isdigit() and s.isascii()):
         if len(s) > 15:
             raise ValueError(f"{value!r} is not a timestamp")
         try:
