@@ -36,7 +36,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -102,7 +102,7 @@ def parse_hubspot_time(value: Any) -> datetime | None:
         return None
     try:
         if s.isdigit() and s.isascii():
-            return datetime.fromtimestamp(int(s) / 1000, tz=timezone.utc)
+            return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=int(s))
         dt = datetime.fromisoformat(s)
     except (ValueError, OverflowError, OSError):
         return None

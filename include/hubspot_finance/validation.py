@@ -28,7 +28,7 @@ rule always stay visible in the row's ``properties`` JSON (the raw HubSpot strin
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -45,6 +45,7 @@ _DIGITS_RE = re.compile(r"^\d{1,15}$", re.ASCII)
 _SIMPLE_EMAIL_RE = re.compile(
     r"^[a-z0-9](?:[a-z0-9_+\-]|\.(?!\.)){0,62}[a-z0-9_\-]?@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}$"
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
 _FALSE = frozenset({"false", "0", "no", "n", "off"})
 
@@ -88,7 +89,7 @@ def parse_datetime(value: str | None) -> datetime | None:
         if len(s) > 15:
             raise ValueError(f"{value!r} is not a timestamp")
         try:
-            return datetime.fromtimestamp(int(s) / 1000, tz=timezone.utc)
+            return _EPOCH + timedelta(milliseconds=int(s))  # exact: no float
         except (OverflowError, OSError, ValueError):
             raise ValueError(f"{value!r} is not a timestamp") from None
     try:
@@ -162,13 +163,24 @@ def normalize_email(value: str | None) -> str | None:
     return s
 
 
+_NO_FAST_RE = re.compile(r"^(?:\+47|0047)?([1-9][0-9]{7})$", re.ASCII)
+
+
 def normalize_phone(value: str | None, region: str = "NO") -> str | None:
-    """Phone number → E.164 (default region ``region``); unparseable or impossible → ValueError."""
+    """Phone number → E.164 (default region ``region``); unparseable or impossible → ValueError.
+
+    Plain 8-digit Norwegian numbers (optionally ``+47``/``0047``, spaces ignored) take a fast path that
+    gives exactly what phonenumbers gives (``is_possible_number`` is length-based; NO numbers have 8
+    digits); everything else goes through phonenumbers.
+    """
     import phonenumbers
 
     if _blank(value):
         return None
     s = str(value).strip()
+    m = _NO_FAST_RE.match(s.replace(" ", "")) if region == "NO" or s.startswith(("+47", "0047")) else None
+    if m and (region == "NO" or s.startswith("+47")):
+        return "+47" + m.group(1)
     try:
         num = phonenumbers.parse(s, region)
     except phonenumbers.NumberParseException:
