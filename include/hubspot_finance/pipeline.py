@@ -137,7 +137,7 @@ def load_manifests(
         zone,
         run_id,
         object_types=object_types,
-        config=LoadConfig(schema=cfg.schema, mapping=load_mapping(cfg.mapping_file)),
+        config=LoadConfig(schema=cfg.schema, mapping=load_mapping(cfg.mapping_file), dry_run=dry_run),
     )
     summary = load_run(finance_hook(cfg), load_plan).to_dict()
     summary["api_calls"] = {o: (manifests[o] or {}).get("calls", {}).get("total_calls") for o in object_types}

@@ -23,6 +23,20 @@ def _parse(value: Any) -> datetime | None:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
+def _has_state_table(conn: Any, d: Dialect, schema: str, prefix: str) -> bool:
+    """Whether the pipeline has created its tables yet (a first run has no watermark).
+
+    Asked of the catalog, so that any other failure (database down, no permission) is raised,
+    never mistaken for "no watermark" (which would start a full extraction).
+    """
+    cur = conn.cursor()
+    if d.name == "postgres":
+        cur.execute("SELECT to_regclass(%s)", (f'"{schema}"."{prefix}sync_state"',))
+        return cur.fetchone()[0] is not None
+    cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (f"{prefix}sync_state",))
+    return cur.fetchone() is not None
+
+
 def read_watermarks(db: Any, object_types: list[str] | None = None, *, schema: str = "finance", table_prefix: str = "") -> dict[str, datetime | None]:
     """Committed watermark per object type (UTC); None where no committed load exists (or no tables yet).
 
@@ -31,13 +45,14 @@ def read_watermarks(db: Any, object_types: list[str] | None = None, *, schema: s
     conn, owned = _conn_of(db)
     try:
         d = Dialect(dialect_of(conn), schema=schema, prefix=table_prefix)
-        cur = conn.cursor()
-        try:
+        if not _has_state_table(conn, d, schema, table_prefix):
+            conn.rollback()
+            rows: dict[str, datetime | None] = {}
+        else:
+            cur = conn.cursor()
             cur.execute(f"SELECT object_type, watermark FROM {d.t('sync_state')}")
             rows = {r[0]: _parse(r[1]) for r in cur.fetchall()}
-        except Exception:
-            rows = {}
-        conn.rollback()
+            conn.rollback()
         if object_types is None:
             return rows
         return {ot: rows.get(ot) for ot in object_types}

@@ -62,6 +62,7 @@ class LoadConfig:
     time_zone: str | None = None  # default: account.json timeZone, else Europe/Oslo
     phone_region: str = "NO"
     migrate: bool = True  # apply pending migrations before loading
+    dry_run: bool = False  # do all the work in the transaction, report, then roll it back
 
     def dialect(self, name: str) -> Dialect:
         return Dialect(name, schema=self.schema, prefix=self.table_prefix)
@@ -170,7 +171,12 @@ class _Loader:
                 self._load_associations(manifest)
             self._write_runs()
             self.summary.finished_at = _iso(datetime.now(timezone.utc))
-            self.conn.commit()
+            if self.cfg.dry_run:
+                # What would change is counted; nothing of it is kept (watermarks included).
+                self.conn.rollback()
+                self.summary.status = "dry_run"
+            else:
+                self.conn.commit()
         except BaseException as exc:
             self.conn.rollback()
             self.summary.status = "failed"
@@ -321,7 +327,12 @@ class _Loader:
         )
 
     def _watermark(self, object_type: str, manifest: Manifest, max_updated: datetime | None, s: ObjectSummary) -> None:
-        wm = parse_hubspot_time(manifest.extra.get("window_end")) or max_updated
+        if "advances_to" in manifest.extra:
+            # The extractor's window says where the watermark may go; None (e.g. a manual range that
+            # does not join up with the watermark) leaves it where it is.
+            wm = parse_hubspot_time(manifest.extra["advances_to"])
+        else:
+            wm = parse_hubspot_time(manifest.extra.get("window_end")) or max_updated
         if wm is None:
             return
         s.watermark = _iso(wm)
@@ -430,12 +441,18 @@ class _Loader:
 
 
 def _api_calls(extra: dict[str, Any]) -> int | None:
-    for key in ("api_calls", "calls"):
-        v = extra.get(key)
-        if isinstance(v, int):
-            return v
-        if isinstance(v, dict):
-            return sum(x for x in v.values() if isinstance(x, int))
+    """HubSpot calls the extraction made (the extractor's ``calls.total_calls``)."""
+    value = extra.get("api_calls")
+    if isinstance(value, int):
+        return value
+    calls = extra.get("calls")
+    if isinstance(calls, dict):
+        total = calls.get("total_calls")
+        if isinstance(total, int):
+            return total
+        per_operation = calls.get("calls")
+        if isinstance(per_operation, dict):
+            return sum(v for v in per_operation.values() if isinstance(v, int))
     return None
 
 

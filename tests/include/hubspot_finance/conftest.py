@@ -64,6 +64,7 @@ def write_run(
     window_end: str | None = None,
     mapping=None,
     extra_props: dict | None = None,
+    advances_to: Any = ...,
 ) -> None:
     """Write a committed raw-zone run with the given records (missing object types → empty datasets)."""
     mapping = mapping or load_mapping()
@@ -71,8 +72,11 @@ def write_run(
         props = OBJECTS[name].properties(mapping) + list((extra_props or {}).get(name, []))
         w = zone.record_writer(name, run_id, props)
         w.write(recs or [])
-        w.commit({"mode": mode, "window_start": "2024-01-01T00:00:00Z", "window_end": window_end or "2024-02-01T00:00:00Z",
-                  "api_calls": 3})
+        extra = {"mode": mode, "window_start": "2024-01-01T00:00:00Z", "window_end": window_end or "2024-02-01T00:00:00Z",
+                 "api_calls": 3}
+        if advances_to is not ...:
+            extra["advances_to"] = advances_to
+        w.commit(extra)
     for (f, t) in (("deals", "contacts"), ("deals", "companies"), ("contacts", "companies")):
         results, covered = (associations or {}).get((f, t), ([], []))
         aw = zone.association_writer(f, t, run_id)

@@ -43,7 +43,7 @@ def test_first_load_exact_rows(db, zone):
         zone, "r1",
         contacts=[rec("1", iso(2), email=" Ola@Example.NO ", firstname="Ola", lastname="Nordmann", phone="22 33 44 55",
                       company="Acme AS", zip="0150", city="Oslo", country="Norway", lifecyclestage="customer", hubspot_owner_id="55")],
-        companies=[rec("10", iso(2), name="Acme AS", domain="acme.no", organization_number="974 760 673", zip="0150")],
+        companies=[rec("10", iso(2), name="Acme AS", domain="acme.no", org_number="974 760 673", zip="0150")],
         deals=[deal("100", iso(3), amount="0.1", amount_in_home_currency="1e3", deal_currency_code="", dealstage="closedwon"),
                deal("101", iso(3), amount="1234567890.12", deal_currency_code="eur", dealstage="oldstage", closedate="2024-02-29")],
         associations={
@@ -197,6 +197,49 @@ def test_watermark_greatest_and_read(db, zone):
     wm = read_watermark(conn, "deals", schema=db.schema)
     conn.close()
     assert wm.isoformat() == "2024-03-01T00:00:00+00:00"
+
+
+def _watermark(db, object_type="deals"):
+    conn = db.connect()
+    try:
+        wm = read_watermark(conn, object_type, schema=db.schema)
+    finally:
+        conn.close()
+    return wm.isoformat() if wm else None
+
+
+def test_watermark_follows_the_extractors_advances_to(db, zone):
+    write_run(zone, "r1", deals=[deal("100", iso(2))], advances_to="2024-03-01T00:00:00+00:00")
+    db.load(zone, "r1")
+    assert _watermark(db) == "2024-03-01T00:00:00+00:00"
+    # A manual range that does not join up with the watermark loads its data but leaves the watermark.
+    write_run(zone, "range", deals=[deal("100", iso(3))], mode="range", window_end="2024-06-01T00:00:00Z", advances_to=None)
+    db.load(zone, "range")
+    assert _watermark(db) == "2024-03-01T00:00:00+00:00"
+    assert db.rows("contracts", "updated_at")[0]["updated_at"].startswith("2024-01-03")
+    assert [r["mode"] for r in db.rows("sync_runs", "mode", where="object_type = 'deals'", order="started_at")] == [
+        "scheduled", "manual_range"]
+
+
+def test_dry_run_reports_but_changes_nothing(db, zone):
+    write_run(zone, "r1", deals=[deal("100", iso(2))], advances_to="2024-03-01T00:00:00+00:00")
+    db.load(zone, "r1")
+    before = snapshot(db, drop=())
+    write_run(zone, "r2", deals=[deal("100", iso(3), amount="200.00"), deal("101", iso(3))],
+              advances_to="2024-04-01T00:00:00+00:00")
+    summary = db.load(zone, "r2", config=LoadConfig(schema=db.schema, dry_run=True))
+    assert summary.status == "dry_run"
+    assert (summary.objects["deals"].inserted, summary.objects["deals"].updated) == (1, 1)
+    assert summary.contract_changes == 1
+    assert snapshot(db, drop=()) == before
+
+
+def test_unreadable_database_is_never_taken_for_a_first_run(db):
+    conn = db.connect()
+    conn.close()
+    with pytest.raises(Exception) as raised:
+        read_watermarks(conn, ["deals"], schema=db.schema)
+    assert "closed" in str(raised.value).lower()
 
 
 def test_extra_mapped_columns(db, zone, tmp_path):

@@ -61,8 +61,8 @@ def test_contact_fields_are_nulled_with_warnings(tmp_path):
 
 
 def test_company_orgnr_and_merges(tmp_path):
-    res = run(tmp_path, "companies", [rec("10", iso(2), organization_number="974760674"),
-                                      rec("11", iso(3), organization_number="974760673", hs_merged_object_ids="12;13;11")])
+    res = run(tmp_path, "companies", [rec("10", iso(2), org_number="974760674"),
+                                      rec("11", iso(3), org_number="974760673", hs_merged_object_ids="12;13;11")])
     rows = res.rows.set_index("hubspot_company_id")
     assert rows.loc["10"].organization_number is None and rows.loc["11"].organization_number == "974760673"
     assert res.warnings == {"invalid_orgnr": 1}
