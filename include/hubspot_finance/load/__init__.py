@@ -169,6 +169,7 @@ class _Loader:
                     self._test_block()
             for manifest in self.plan.associations:
                 self._load_associations(manifest)
+            self._repoint_merged_associations()
             self._write_runs()
             self.summary.finished_at = _iso(datetime.now(timezone.utc))
             if self.cfg.dry_run:
@@ -395,6 +396,33 @@ class _Loader:
                 f"UPDATE {K} SET primary_company_id = {primary} WHERE hubspot_deal_id IN (SELECT from_id FROM {C}) "
                 f"AND primary_company_id {ops.DISTINCT} {primary}"
             )
+
+    def _repoint_merged_associations(self) -> None:
+        """HubSpot moves a merged-away record's associations to the survivor; do the same.
+
+        The other side of such a link (e.g. the deal of a merged contact) was not modified, so its
+        associations are not re-read in this run: without this, they would still point at the
+        absorbed id.
+        """
+        d, ops = self.d, self.ops
+        for object_type in self.plan.records:
+            decl = get_object(object_type)
+            T, key, mcol = d.t(decl.table), quote(decl.key_column), quote(decl.merged_into_column)
+            merged = f"SELECT {key} AS absorbed, {mcol} AS survivor FROM {T} WHERE {mcol} IS NOT NULL AND sync_run_id = {d.param}"
+            for assoc in ASSOCIATIONS:
+                for side, col, other in ((assoc.from_type, assoc.from_column, assoc.to_column),
+                                         (assoc.to_type, assoc.to_column, assoc.from_column)):
+                    if side != object_type:
+                        continue
+                    A, qc, qo = d.t(assoc.table), quote(col), quote(other)
+                    self.x(
+                        f"INSERT INTO {A} ({qc}, {qo}, is_primary, labels, synced_at, sync_run_id) "
+                        f"SELECT m.survivor, x.{qo}, x.is_primary, x.labels, {d.param}, {d.param} "
+                        f"FROM {A} x JOIN ({merged}) m ON x.{qc} = m.absorbed WHERE true "
+                        f"ON CONFLICT ({quote(assoc.from_column)}, {quote(assoc.to_column)}) DO NOTHING",
+                        (self.p(self.now, "ts"), self.plan.run_id, self.plan.run_id),
+                    )
+                    self.x(f"DELETE FROM {A} WHERE {qc} IN (SELECT absorbed FROM ({merged}) m)", (self.plan.run_id,))
 
     # --------------------------------------------------------------- bookkeeping
     def _run_rows(self, status: str, error: str | None) -> list[tuple]:

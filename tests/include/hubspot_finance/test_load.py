@@ -171,6 +171,21 @@ def test_association_replacement_and_primary(db, zone):
         {"hubspot_deal_id": "100", "primary_company_id": "11"}, {"hubspot_deal_id": "101", "primary_company_id": None}]
 
 
+def test_merge_moves_associations_to_the_survivor(db, zone):
+    write_run(zone, "r1", contacts=[rec("1", iso(2)), rec("2", iso(2))], deals=[deal("100", iso(2)), deal("101", iso(2))],
+              associations={("deals", "contacts"): ([assoc("100", ("1", [3], [None])),
+                                                     assoc("101", ("1", [3], [None]), ("2", [3], [None]))], [])})
+    db.load(zone, "r1")
+    # Contact 1 is merged into 2; the deals were not modified, so their associations are not re-read.
+    write_run(zone, "r2", contacts=[rec("2", iso(3), hs_merged_object_ids="1")])
+    db.load(zone, "r2")
+    assert db.rows("contract_contacts", "hubspot_deal_id, hubspot_contact_id", order="1, 2") == [
+        {"hubspot_deal_id": "100", "hubspot_contact_id": "2"}, {"hubspot_deal_id": "101", "hubspot_contact_id": "2"}]
+    assert db.rows("customers", "hubspot_contact_id, merged_into_contact_id, is_deleted", order="1") == [
+        {"hubspot_contact_id": "1", "merged_into_contact_id": "2", "is_deleted": True},
+        {"hubspot_contact_id": "2", "merged_into_contact_id": None, "is_deleted": False}]
+
+
 def test_rejects_recorded_once_per_run_with_all_reasons(db, zone):
     write_run(zone, "r1", deals=[deal("100", iso(2)), deal("101", iso(2), amount="12 000", deal_currency_code="SEK"), deal(None, iso(2))])
     s = db.load(zone, "r1")

@@ -1,0 +1,18 @@
+# One image for the API server, scheduler, dag-processor, triggerer and workers (Celery or Kubernetes).
+#   docker build -t hubspot-finance-sync .
+#   docker build --build-arg EXTRA_PIP_PACKAGES="apache-airflow-providers-amazon[s3fs]" -t hubspot-finance-sync .
+FROM apache/airflow:3.3.2-python3.12
+
+# Extra distributions for the deployment, e.g. the Amazon provider with s3fs for an s3:// raw zone.
+ARG EXTRA_PIP_PACKAGES=""
+
+COPY --chown=airflow:root requirements.txt constraints.txt pyproject.toml /opt/hubspot-sync/
+COPY --chown=airflow:root include /opt/hubspot-sync/include
+COPY --chown=airflow:root plugins/hubspot-provider /opt/hubspot-sync/plugins/hubspot-provider
+
+# The pinned set, the pipeline library and the provider (which registers the `hubspot` connection type).
+RUN pip install --no-cache-dir -c /opt/hubspot-sync/constraints.txt \
+        -r /opt/hubspot-sync/requirements.txt \
+        /opt/hubspot-sync /opt/hubspot-sync/plugins/hubspot-provider ${EXTRA_PIP_PACKAGES}
+
+COPY --chown=airflow:root dags /opt/airflow/dags
