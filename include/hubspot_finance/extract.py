@@ -199,6 +199,7 @@ def extract_object(
     *,
     dropped_properties: Sequence[str] = (),
     search_page_size: int = 200,
+    expected_records: int | None = None,
 ) -> dict[str, Any]:
     """Extract one object type for one window into the raw zone; returns the committed manifest."""
     started = time.monotonic()
@@ -214,9 +215,9 @@ def extract_object(
     log.info("%s: %s extraction, window %s", decl.name, window.mode, _describe(window))
 
     if window.mode == "full":
-        _extract_full(hook, decl, properties, writer, associations, result)
+        _extract_full(hook, decl, properties, writer, associations, result, expected_records)
     elif not window.is_empty:
-        _extract_changes(hook, decl, window, properties, writer, associations, result, search_page_size)
+        _extract_changes(hook, decl, window, properties, writer, associations, result, search_page_size, expected_records)
     _extract_archived(hook, decl, window, properties, writer, result)
 
     result.associations = associations.commit(window)
@@ -232,6 +233,51 @@ def extract_object(
     if result.missing_ids:
         log.warning("%s: %d ids were gone when read (deleted meanwhile): %s", decl.name, len(result.missing_ids), result.missing_ids[:20])
     return {"dataset": manifest.dataset, "rows": manifest.rows, "parts": len(manifest.parts), **manifest.extra}
+
+
+def estimate_work(hook: Any, decl: ObjectDecl, window: Window, properties: Sequence[str]) -> dict[str, float]:
+    """How many records and calls a window will take (one search call), to share the budget fairly.
+
+    Extract tasks that run at the same time each get a fraction of HubSpot's budgets in proportion
+    to their work, so they finish together instead of the largest one crawling alone at the end.
+    """
+    if window.mode != "full" and window.is_empty:
+        return {"records": 0, "general_calls": 0.0, "search_calls": 0.0}
+    if window.mode == "full":
+        filter_groups: list[dict[str, Any]] = []
+    else:
+        assert window.start is not None
+        filter_groups = [{"filters": [
+            {"propertyName": decl.cursor_property, "operator": "GTE", "value": str(to_ms(window.start))},
+            {"propertyName": decl.cursor_property, "operator": "LT", "value": str(to_ms(window.end))},
+        ]}]
+    records = hook.search_page(decl.name, filter_groups=filter_groups, properties=["hs_object_id"], limit=1).total
+    pairs = len(associations_from(decl.name))
+    if window.mode == "full":
+        per_record = (1 / 100) * (1 if _url_fits(properties) else 2) + pairs / ASSOCIATION_BATCH
+        return {"records": records, "general_calls": records * per_record, "search_calls": 1.0}
+    hydrate = 0 if _search_fits(properties, decl.cursor_property) else 1 / 100
+    return {
+        "records": records,
+        "general_calls": records * (hydrate + pairs / ASSOCIATION_BATCH) + 1,
+        "search_calls": records / 200 + 1,
+    }
+
+
+def budget_fractions(estimates: dict[str, dict[str, float]], *, floor: float = 0.05) -> dict[str, dict[str, float]]:
+    """Split both budgets between concurrently running objects in proportion to their estimated calls."""
+
+    def split(key: str) -> dict[str, float]:
+        total = sum(e[key] for e in estimates.values())
+        raw = {name: (e[key] / total if total else 1 / len(estimates)) for name, e in estimates.items()}
+        floored = {name: max(floor, share) for name, share in raw.items()}
+        scale = sum(floored.values())
+        return {name: share / scale for name, share in floored.items()}
+
+    if not estimates:
+        return {}
+    general, search = split("general_calls"), split("search_calls")
+    return {name: {"general": general[name], "search": search[name]} for name in estimates}
 
 
 def _describe(window: Window) -> str:
@@ -267,8 +313,8 @@ def _total(hook: Any, decl: ObjectDecl) -> int | None:
         return None
 
 
-def _extract_full(hook, decl, properties, writer, associations, result) -> None:
-    progress = _Progress(f"{decl.name} full", _total(hook, decl), hook=hook)
+def _extract_full(hook, decl, properties, writer, associations, result, expected=None) -> None:
+    progress = _Progress(f"{decl.name} full", expected if expected is not None else _total(hook, decl), hook=hook)
     if _url_fits(properties):
         for page in hook.iter_list_pages(decl.name, properties):
             writer.write(page.results)
@@ -311,12 +357,12 @@ def _search_fits(properties: Sequence[str], cursor_property: str) -> bool:
     return len(json.dumps(probe, separators=(",", ":"))) <= SEARCH_BODY_CHARS
 
 
-def _extract_changes(hook, decl, window, properties, writer, associations, result, page_size) -> None:
+def _extract_changes(hook, decl, window, properties, writer, associations, result, page_size, expected=None) -> None:
     assert window.start is not None
     direct = _search_fits(properties, decl.cursor_property)
     stats = SliceStats()
     search = partial(hook.search_page, decl.name)
-    progress = _Progress(f"{decl.name} changes", hook=hook)
+    progress = _Progress(f"{decl.name} changes", expected, hook=hook)
     pending: list[str] = []
     for page in iter_changed(
         search,

@@ -26,10 +26,10 @@ def raw_zone(cfg: SyncConfig):
     return RawZone(ObjectStoragePath(cfg.raw_root))
 
 
-def hubspot_hook(cfg: SyncConfig, *, concurrent_clients: int = 1):
+def hubspot_hook(cfg: SyncConfig, *, budget_fraction: float = 1.0, search_fraction: float | None = None):
     from hubspot_provider.hooks.hubspot import HubSpotHook
 
-    return HubSpotHook(cfg.hubspot_conn_id, concurrent_clients=concurrent_clients)
+    return HubSpotHook(cfg.hubspot_conn_id, budget_fraction=budget_fraction, search_fraction=search_fraction)
 
 
 def finance_hook(cfg: SyncConfig):
@@ -75,6 +75,35 @@ def plan_run(
     return {"objects": list(request.objects), "windows": windows, "dry_run": request.dry_run, "planned_at": now.isoformat()}
 
 
+def share_budget(cfg: SyncConfig, plan: dict[str, Any], hook: Any) -> dict[str, Any]:
+    """Estimate each object's work (one search call each) and split HubSpot's budgets accordingly.
+
+    With ``parallel_extracts == 1`` the extract tasks run one after another and each takes the
+    whole budget; otherwise each gets a share in proportion to its estimated calls.
+    """
+    from hubspot_finance import extract
+    from hubspot_finance.mapping import load_mapping
+    from hubspot_finance.objects import get_object
+
+    mapping = load_mapping(cfg.mapping_file)
+    estimates = {}
+    for object_type in plan["objects"]:
+        decl = get_object(object_type)
+        window = Window.from_dict(plan["windows"][object_type])
+        estimates[object_type] = extract.estimate_work(hook, decl, window, decl.properties(mapping))
+    if cfg.parallel_extracts > 1:
+        fractions = extract.budget_fractions(estimates)
+    else:
+        fractions = {name: {"general": 1.0, "search": 1.0} for name in estimates}
+    for name, estimate in estimates.items():
+        log.info(
+            "%s: about %d records, %.0f calls and %.0f searches; budget share %.0f%% / search %.0f%%",
+            name, estimate["records"], estimate["general_calls"], estimate["search_calls"],
+            100 * fractions[name]["general"], 100 * fractions[name]["search"],
+        )
+    return {**plan, "estimates": estimates, "budget": fractions}
+
+
 def extract_reference(cfg: SyncConfig, run_id: str) -> dict[str, Any]:
     from hubspot_finance import extract
 
@@ -100,8 +129,12 @@ def extract_object(cfg: SyncConfig, plan: dict[str, Any], object_type: str, run_
     properties, dropped = extract.resolve_properties(
         decl, decl.properties(load_mapping(cfg.mapping_file)), definitions, extra=cfg.extra_properties
     )
-    hook = hubspot_hook(cfg, concurrent_clients=cfg.parallel_extracts)
-    return extract.extract_object(hook, zone, decl, window, run_id, properties, dropped_properties=dropped)
+    budget = plan.get("budget", {}).get(object_type, {"general": 1.0, "search": 1.0})
+    hook = hubspot_hook(cfg, budget_fraction=budget["general"], search_fraction=budget["search"])
+    estimate = plan.get("estimates", {}).get(object_type, {})
+    return extract.extract_object(
+        hook, zone, decl, window, run_id, properties, dropped_properties=dropped, expected_records=estimate.get("records")
+    )
 
 
 def read_watermarks(cfg: SyncConfig) -> dict[str, datetime | None]:
@@ -116,7 +149,8 @@ def plan_for_context(cfg: SyncConfig, params: dict[str, Any], dag_run: Any, cont
     interval = (context.get("data_interval_start"), context.get("data_interval_end"))
     run_type = getattr(dag_run, "run_type", None)
     run_type = getattr(run_type, "value", run_type)
-    return plan_run(cfg, params, run_type=run_type, data_interval=interval, watermarks=read_watermarks(cfg))
+    plan = plan_run(cfg, params, run_type=run_type, data_interval=interval, watermarks=read_watermarks(cfg))
+    return share_budget(cfg, plan, hubspot_hook(cfg))
 
 
 def load_manifests(

@@ -14,7 +14,7 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -273,3 +273,16 @@ def test_crash_mid_extract_leaves_nothing_readable(sb, hubspot_connection, tmp_p
     extract.extract_object(hook, zone, get_object("contacts"), window, "crash", ["email", "firstname", "hs_object_id", "lastmodifieddate"])
     got = rows(zone, "contacts", "crash")
     assert {k for k, v in got.items() if not v["archived"]} == set(truth(sb, "contacts"))
+
+
+def test_budget_is_shared_in_proportion_to_the_work(sb, hook):
+    from hubspot_finance.extract import budget_fractions, estimate_work
+
+    full = plan_window(watermark=None, now=now(), lag_margin=LAG)
+    estimates = {name: estimate_work(hook, get_object(name), full, ["email"]) for name in ("contacts", "deals", "companies")}
+    assert estimates["contacts"]["records"] == len(truth(sb, "contacts"))
+    fractions = budget_fractions(estimates)
+    assert sum(f["general"] for f in fractions.values()) == pytest.approx(1.0)
+    assert fractions["contacts"]["general"] > fractions["deals"]["general"] > fractions["companies"]["general"] >= 0.04
+    empty = budget_fractions({"contacts": {"general_calls": 0, "search_calls": 0}, "deals": {"general_calls": 0, "search_calls": 0}})
+    assert empty["contacts"]["general"] == pytest.approx(0.5)

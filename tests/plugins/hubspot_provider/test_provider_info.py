@@ -7,12 +7,14 @@ from hubspot_provider.get_provider_info import get_provider_info
 
 def test_providers_manager_lists_the_hook_and_form():
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        manager = ProvidersManager()
+        warnings.simplefilter("error", DeprecationWarning)
+        runtime = ProvidersManagerTaskRuntime()  # what tasks use to find the hook
+        hook = runtime.hooks["hubspot"]
+        manager = ProvidersManager()  # what the API server uses to build the connection form
         assert "hubspot-airflow-provider" in manager.providers
-        hook = manager.hooks["hubspot"]
         behaviour = manager.field_behaviours["hubspot"]
         widgets = manager.connection_form_widgets
     assert hook.hook_class_name == "hubspot_provider.hooks.hubspot.HubSpotHook"

@@ -159,9 +159,10 @@ class HubSpotHook(HttpHook):
 
     :param hubspot_conn_id: a connection of type ``hubspot``; the password holds the token.
     :param budget_share: override the connection's share of the ten-secondly budget.
-    :param concurrent_clients: how many hooks spend the same account's budget at the same time
-        (e.g. extract tasks running in parallel); each takes that fraction of both budgets, so
-        together they stay under HubSpot's limits without coordinating.
+    :param budget_fraction: the fraction (0, 1] of the connection's budgets (general and search)
+        this hook may spend, for hooks that run at the same time (e.g. extract tasks in parallel):
+        fractions that add up to 1 keep them together under HubSpot's limits without coordinating.
+    :param search_fraction: the same for the search budget (default: ``budget_fraction``).
     :param sleep: injectable for tests.
     """
 
@@ -178,7 +179,8 @@ class HubSpotHook(HttpHook):
         budget_share: float | None = None,
         max_retries: int | None = None,
         timeout: float | None = None,
-        concurrent_clients: int = 1,
+        budget_fraction: float = 1.0,
+        search_fraction: float | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -186,9 +188,11 @@ class HubSpotHook(HttpHook):
         super().__init__(method="GET", http_conn_id=hubspot_conn_id)
         self.hubspot_conn_id = hubspot_conn_id
         self._overrides = {"budget_share": budget_share, "max_retries": max_retries, "timeout": timeout}
-        if concurrent_clients < 1:
-            raise ValueError("concurrent_clients must be >= 1")
-        self.concurrent_clients = concurrent_clients
+        search_fraction = budget_fraction if search_fraction is None else search_fraction
+        if not (0 < budget_fraction <= 1 and 0 < search_fraction <= 1):
+            raise ValueError("budget_fraction and search_fraction must be in (0, 1]")
+        self.budget_fraction = budget_fraction
+        self.search_fraction = search_fraction
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._sleep = sleep
@@ -252,14 +256,14 @@ class HubSpotHook(HttpHook):
 
     @cached_property
     def general_budget(self) -> GeneralBudget:
-        share = self.settings.budget_share / self.concurrent_clients
+        share = self.settings.budget_share * self.budget_fraction
         return GeneralBudget(
             self.settings.requests_per_ten_seconds, 10.0, share, pool_share=self.settings.budget_share, sleep=self._sleep
         )
 
     @cached_property
     def search_limiter(self) -> SlidingWindowLimiter:
-        rate = self.settings.search_requests_per_second / self.concurrent_clients
+        rate = self.settings.search_requests_per_second * self.search_fraction
         # n calls per ceil(n/rate) seconds keeps fractional rates exact (0.5/s -> 1 per 2 s).
         capacity = max(1, int(rate))
         return SlidingWindowLimiter(capacity, capacity / rate, sleep=self._sleep)
