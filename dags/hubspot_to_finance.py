@@ -9,7 +9,20 @@ HubSpot. Runs nightly (02:00 Europe/Oslo by default) and whenever someone trigge
 | `plan` | trigger parameters, watermarks in `sync_state` | the windows to read (XCom) | a parameter is wrong: the message says which; fix and trigger again |
 | `extract_reference` | HubSpot properties, pipelines, account | raw zone `reference/` | token or scope problem: the message names the fix |
 | `extract_contacts` / `_deals` / `_companies` | HubSpot records changed in the window and their associations | raw zone Parquet + manifest | retried with backoff; a daily-limit stop says when the budget resets |
-| `load` | the run's manifests | finance tables, `sync_runs`, `sync_state` in **one** transaction | nothing is half-loaded; the watermark did not move; re-run |
+| `load` | the run's manifests | finance tables, `sync_runs`, `sync_state` in **one** transaction; the run summary (XCom `return_value`) and asset events on `finance://customers`, `finance://companies`, `finance://contracts` | nothing is half-loaded; the watermark did not move; re-run |
+
+**Retries**: network and HubSpot hiccups are retried with exponential backoff (2 → 20 min). Errors a
+retry cannot fix fail at once: a rejected token (rotate it, update the connection `hubspot_default`),
+a missing scope (the message names it), HubSpot's daily limit (the message says when it resets),
+invalid trigger parameters or settings.
+
+**Logs**: each phase is a collapsible group; extraction logs progress, rate and ETA every 15 s and the
+HubSpot budget left; `load` ends with the run summary (rows inserted/updated/unchanged/rejected/deleted
+per object, windows, watermarks). A failed task's log ends with a `HUBSPOT SYNC FAILED` block.
+
+**Alerts**: failures are logged and, if configured, e-mailed (`HUBSPOT_SYNC_ALERT_EMAIL`) or sent to
+any notifier (`HUBSPOT_SYNC_ALERT_NOTIFIER`); a deadline alert fires when a run is not finished
+`HUBSPOT_SYNC_DEADLINE_MINUTES` (240) after it was queued — 06:00 Oslo for the nightly run.
 
 Manual runs: leave everything empty for a normal incremental sync; give `start` (and `end`) to
 re-sync a range without moving the watermark backwards; tick `full_refresh` to re-read everything;
@@ -23,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from hubspot_finance import pipeline
+from hubspot_finance import notify, pipeline
 from hubspot_finance.config import OBJECT_TYPES, SyncConfig
 
 CFG = SyncConfig.from_env()
@@ -34,12 +47,21 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=20),
+    # Auth, scope, daily-limit, parameter and configuration errors fail at once (retrying cannot fix them).
+    "retry_policy": pipeline.retry_policy(),
+    # Runs in the worker when a task fails for good: the log summary, then e-mail / custom notifier.
+    "on_failure_callback": notify.failure_notifiers(CFG),
 }
+
+# A date (2026-11-01) or a date-time (2026-11-01T06:00[:00[.fff]][Z|+01:00]). JSON Schema's
+# `format: date` would refuse date-times, so the form checks the shape and params.py the meaning.
+MOMENT_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
 
 PARAMS = {
     "start": Param(
         None,
         type=["null", "string"],
+        pattern=MOMENT_PATTERN,
         title="Start",
         description="Re-sync changes from this date (2026-11-01) or date-time (2026-11-01T06:00, "
         f"{CFG.timezone} unless an offset is given). Empty: continue from the last successful sync.",
@@ -48,6 +70,7 @@ PARAMS = {
     "end": Param(
         None,
         type=["null", "string"],
+        pattern=MOMENT_PATTERN,
         title="End",
         description="Re-sync changes before this date or date-time. Empty: up to now.",
         section="Date range (optional)",
@@ -56,6 +79,8 @@ PARAMS = {
         list(OBJECT_TYPES),
         type="array",
         items={"type": "string", "enum": list(OBJECT_TYPES)},
+        minItems=1,
+        uniqueItems=True,
         title="Objects",
         description="Which HubSpot objects to sync.",
         section="What to sync",
@@ -85,17 +110,29 @@ PARAMS = {
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params=PARAMS,
+    deadline=notify.deadline_alert(CFG),
     doc_md=__doc__,
     tags=["hubspot", "finance"],
 )
 def hubspot_to_finance():
-    @task(retries=1, doc_md="Validates the trigger parameters and derives each object's window from its watermark.")
+    @task(
+        retries=1,
+        doc_md="Validates the trigger parameters (again: the API and CLI bypass the form), reads the "
+        "watermarks from `sync_state` in `finance_db`, derives each object's window and shares HubSpot's "
+        "budget between the extract tasks by estimated work. Log: the windows and estimates. Fails at once "
+        "on an invalid parameter (the ERROR line says which and why); a database it cannot reach is named "
+        "with its connection id and host.",
+    )
     def plan() -> dict:
         context = get_current_context()
         dag_run = context["dag_run"]
         return pipeline.plan_for_context(CFG, context["params"], dag_run, context)
 
-    @task(doc_md="Reads property definitions, deal pipelines and account details into the raw zone.")
+    @task(
+        doc_md="Reads property definitions, deal pipelines and account details (time zone, currency) into "
+        "the raw zone. The first task to call HubSpot: a rejected token or missing scope fails here at once, "
+        "with the fix in the message."
+    )
     def extract_reference() -> dict:
         return pipeline.extract_reference(CFG, get_current_context()["run_id"])
 
@@ -109,7 +146,10 @@ def hubspot_to_finance():
         @task(
             task_id=f"extract_{object_type}",
             pool=CFG.pool or "default_pool",
-            doc_md=f"Extracts {object_type} changed in the planned window, and their associations, to Parquet.",
+            doc_md=f"Extracts {object_type} changed in the planned window, and their associations, to Parquet "
+            "in the raw zone (a manifest lists the files). Log: progress with rate and ETA every 15 s, then the "
+            "calls made and HubSpot's daily budget left. Skipped work when the run did not select "
+            f"{object_type}. Transient HubSpot errors are retried; the daily limit fails with its reset time.",
         )
         def extract(plan: dict, object_type: str = object_type) -> dict | None:
             return pipeline.extract_object(CFG, plan, object_type, get_current_context()["run_id"])
@@ -119,8 +159,11 @@ def hubspot_to_finance():
 
     @task(
         outlets=pipeline.ASSETS,
-        doc_md="Transforms the run's Parquet with pandas and loads every table, the run log and the "
-        "watermarks in one transaction. Returns the run summary.",
+        doc_md="Transforms the run's Parquet with pandas and loads every table, the run log (`sync_runs`) "
+        "and the watermarks in one transaction (serialized against any other load; a watermark never "
+        "moves backwards). Returns the run summary (XCom `return_value`: counts per object, windows, "
+        "watermarks, reject warnings) and sets it as extras of the asset events. Rejects above "
+        "`HUBSPOT_SYNC_REJECT_THRESHOLD` warn or fail (`HUBSPOT_SYNC_REJECT_ACTION`).",
     )
     def load(plan: dict, reference: dict, manifests: dict) -> dict:
         return pipeline.load_for_context(CFG, plan, reference, manifests, get_current_context())

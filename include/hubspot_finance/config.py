@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 OBJECT_TYPES = ("contacts", "deals", "companies")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PREFIX = "HUBSPOT_SYNC_"
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+$")
+_DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
 
 class ConfigError(ValueError):
@@ -59,6 +61,12 @@ class SyncConfig:
     parallel_extracts: int = 3
     reject_threshold: float = 0.05
     reject_action: str = "warn"  # warn | fail
+    alert_emails: tuple[str, ...] = ()
+    alert_from: str | None = None
+    alert_smtp_conn_id: str = "smtp_default"
+    alert_notifier: str | None = None  # dotted path to a BaseNotifier subclass, instance or factory
+    # The run should be done this long after it was queued (02:00 + 4 h = 06:00 Oslo); None: no alert.
+    deadline: timedelta | None = timedelta(hours=4)
 
     @classmethod
     def from_env(cls) -> SyncConfig:
@@ -88,6 +96,17 @@ class SyncConfig:
         action = _env("REJECT_ACTION", "warn").lower()
         if action not in ("warn", "fail"):
             raise ConfigError(f"{PREFIX}REJECT_ACTION={action!r}: warn or fail")
+        emails = tuple(e.strip() for e in (_env("ALERT_EMAIL", "") or "").split(",") if e.strip())
+        for email in emails:
+            if not _EMAIL.match(email):
+                raise ConfigError(f"{PREFIX}ALERT_EMAIL: {email!r} is not an e-mail address (comma-separate several)")
+        notifier = _env("ALERT_NOTIFIER")
+        if notifier is not None and not _DOTTED.match(notifier):
+            raise ConfigError(
+                f"{PREFIX}ALERT_NOTIFIER={notifier!r}: give the dotted path of a notifier, "
+                "e.g. airflow.providers.slack.notifications.slack.SlackNotifier or mypackage.alerts.make_notifier"
+            )
+        deadline = _minutes("DEADLINE_MINUTES", 240)
         return cls(
             hubspot_conn_id=_env("HUBSPOT_CONN_ID", "hubspot_default"),
             finance_conn_id=_env("FINANCE_CONN_ID", "finance_db"),
@@ -103,4 +122,9 @@ class SyncConfig:
             parallel_extracts=parallel,
             reject_threshold=threshold,
             reject_action=action,
+            alert_emails=emails,
+            alert_from=_env("ALERT_FROM"),
+            alert_smtp_conn_id=_env("ALERT_SMTP_CONN_ID", "smtp_default"),
+            alert_notifier=notifier,
+            deadline=deadline if deadline > timedelta(0) else None,
         )

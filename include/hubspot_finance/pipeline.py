@@ -8,14 +8,90 @@ never the token.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from hubspot_finance.config import SyncConfig
-from hubspot_finance.params import parse_run_request
-from hubspot_finance.windows import Window, plan_window
+from hubspot_finance.params import ParamsError, parse_run_request
+from hubspot_finance.windows import Window, WindowError, plan_window
 
 log = logging.getLogger(__name__)
+
+# Errors another attempt cannot fix: the task fails at once, without retries (see retry_policy()).
+FAIL_FAST = {
+    "hubspot_provider.errors.HubSpotAuthError": "HubSpot rejected the token: rotate it and update the connection",
+    "hubspot_provider.errors.HubSpotScopeError": "the token lacks a scope: grant it to the app",
+    "hubspot_provider.errors.HubSpotDailyLimitError": "HubSpot's daily limit is spent: run after it resets",
+    "hubspot_provider.errors.HubSpotConfigError": "the HubSpot connection is misconfigured",
+    "hubspot_finance.params.ParamsError": "invalid trigger parameters",
+    "hubspot_finance.windows.WindowError": "invalid date range",
+    "hubspot_finance.config.ConfigError": "invalid HUBSPOT_SYNC_* setting",
+    "hubspot_finance.mapping.MappingError": "invalid mapping file",
+    "hubspot_finance.pipeline.TooManyRejectsError": "too many rejected records: the data needs fixing in HubSpot",
+}
+
+
+def retry_policy():
+    """Airflow 3.3 retry policy: fail fast on :data:`FAIL_FAST`, retry everything else with backoff."""
+    from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+
+    return ExceptionRetryPolicy(
+        rules=[RetryRule(exception=path, action=RetryAction.FAIL, reason=reason) for path, reason in FAIL_FAST.items()]
+    )
+
+
+@contextmanager
+def phase(title: str) -> Iterator[None]:
+    """A collapsible group in the Airflow task log (``::group::`` / ``::endgroup::``)."""
+    log.info("::group::%s", title)
+    try:
+        yield
+    finally:
+        log.info("::endgroup::")
+
+
+class FinanceDatabaseError(RuntimeError):
+    """The finance database could not be reached; the message names the connection and host."""
+
+
+def _describe_conn(cfg: SyncConfig) -> tuple[str, str | None]:
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(cfg.finance_conn_id)
+        where = conn.host or "?"
+        if conn.port:
+            where += f":{conn.port}"
+        if conn.schema:
+            where += f"/{conn.schema}"
+        return where, conn.password
+    except Exception:
+        return "?", None
+
+
+@contextmanager
+def finance_connection(cfg: SyncConfig) -> Iterator[Any]:
+    """An open DB-API connection to ``finance_db``; failing to get one raises :class:`FinanceDatabaseError`."""
+    try:
+        conn = finance_hook(cfg).get_conn()
+    except Exception as err:
+        where, password = _describe_conn(cfg)
+        detail = " ".join(str(err).split())
+        if password:
+            detail = detail.replace(password, "***")
+        raise FinanceDatabaseError(
+            f"Cannot connect to the finance database (connection '{cfg.finance_conn_id}', host {where}): "
+            f"{type(err).__name__}: {detail}. Check that the database is up and the connection's host, "
+            f"port, login and password (Admin > Connections > {cfg.finance_conn_id}); nothing was loaded, re-run."
+        ) from None
+    try:
+        yield conn
+    finally:
+        try:
+            conn.close()
+        except Exception:  # pragma: no cover
+            pass
 
 
 def raw_zone(cfg: SyncConfig):
@@ -104,12 +180,23 @@ def share_budget(cfg: SyncConfig, plan: dict[str, Any], hook: Any) -> dict[str, 
     return {**plan, "estimates": estimates, "budget": fractions}
 
 
+def _log_budget(label: str, stats: dict[str, Any]) -> None:
+    log.info(
+        "%s: %s HubSpot calls, %s retries, 429s %s, waited %.1f s for the rate limiter, daily budget left %s",
+        label, stats.get("total_calls"), sum((stats.get("retries") or {}).values()), stats.get("rate_limited") or "none",
+        stats.get("limiter_wait_seconds") or 0.0,
+        stats.get("daily_remaining") if stats.get("daily_remaining") is not None else "unknown",
+    )
+
+
 def extract_reference(cfg: SyncConfig, run_id: str) -> dict[str, Any]:
     from hubspot_finance import extract
 
     hook = hubspot_hook(cfg)
-    result = extract.extract_reference(hook, raw_zone(cfg), run_id)
+    with phase("Extract reference data: properties, pipelines, account"):
+        result = extract.extract_reference(hook, raw_zone(cfg), run_id)
     result["calls"] = hook.stats.as_dict()
+    _log_budget("reference", result["calls"])
     return result
 
 
@@ -132,25 +219,48 @@ def extract_object(cfg: SyncConfig, plan: dict[str, Any], object_type: str, run_
     budget = plan.get("budget", {}).get(object_type, {"general": 1.0, "search": 1.0})
     hook = hubspot_hook(cfg, budget_fraction=budget["general"], search_fraction=budget["search"])
     estimate = plan.get("estimates", {}).get(object_type, {})
-    return extract.extract_object(
-        hook, zone, decl, window, run_id, properties, dropped_properties=dropped, expected_records=estimate.get("records")
-    )
+    with phase(f"Extract {object_type}: {window.mode} window {_window_text(window)}"):
+        manifest = extract.extract_object(
+            hook, zone, decl, window, run_id, properties, dropped_properties=dropped, expected_records=estimate.get("records")
+        )
+    _log_budget(object_type, hook.stats.as_dict())
+    return manifest
+
+
+def _window_text(window: Window) -> str:
+    return f"[{window.start.isoformat() if window.start else 'beginning'}, {window.end.isoformat()})"
 
 
 def read_watermarks(cfg: SyncConfig) -> dict[str, datetime | None]:
     from hubspot_finance.config import OBJECT_TYPES
     from hubspot_finance.state import read_watermarks as read
 
-    return read(finance_hook(cfg), list(OBJECT_TYPES), schema=cfg.schema)
+    with finance_connection(cfg) as conn:
+        return read(conn, list(OBJECT_TYPES), schema=cfg.schema)
 
 
 def plan_for_context(cfg: SyncConfig, params: dict[str, Any], dag_run: Any, context: dict[str, Any]) -> dict[str, Any]:
-    """``plan_run`` with what Airflow gives the task; works when ``logical_date`` is None."""
+    """``plan_run`` with what Airflow gives the task; works when ``logical_date`` is None.
+
+    An invalid request fails with one clear ERROR line (and without retries: see :func:`retry_policy`).
+    """
     interval = (context.get("data_interval_start"), context.get("data_interval_end"))
     run_type = getattr(dag_run, "run_type", None)
     run_type = getattr(run_type, "value", run_type)
-    plan = plan_run(cfg, params, run_type=run_type, data_interval=interval, watermarks=read_watermarks(cfg))
-    return share_budget(cfg, plan, hubspot_hook(cfg))
+    log.info(
+        "run %s: %s run, logical date %s, data interval %s",
+        context.get("run_id"), run_type or "unknown", context.get("logical_date") or "none (cleared)",
+        f"[{interval[0].isoformat()}, {interval[1].isoformat()})" if interval[0] and interval[1] else "none",
+    )
+    with phase("Plan: parameters and watermarks"):
+        watermarks = read_watermarks(cfg)
+        try:
+            plan = plan_run(cfg, params, run_type=run_type, data_interval=interval, watermarks=watermarks)
+        except (ParamsError, WindowError) as err:
+            log.error("Invalid trigger parameters: %s. Fix them in the trigger form and trigger again.", err)
+            raise
+    with phase("Plan: estimate work and share HubSpot's budget"):
+        return share_budget(cfg, plan, hubspot_hook(cfg))
 
 
 def load_manifests(
@@ -173,7 +283,10 @@ def load_manifests(
         object_types=object_types,
         config=LoadConfig(schema=cfg.schema, mapping=load_mapping(cfg.mapping_file), dry_run=dry_run),
     )
-    summary = load_run(finance_hook(cfg), load_plan).to_dict()
+    with finance_connection(cfg) as conn:
+        result = load_run(conn, load_plan)
+    summary = result.to_dict()
+    summary["text"] = result.format()
     summary["api_calls"] = {o: (manifests[o] or {}).get("calls", {}).get("total_calls") for o in object_types}
     return summary
 
@@ -203,10 +316,19 @@ def check_rejects(cfg: SyncConfig, summary: dict[str, Any]) -> list[str]:
 def load_for_context(
     cfg: SyncConfig, plan: dict[str, Any], reference: dict[str, Any], manifests: dict[str, Any], context: dict[str, Any]
 ) -> dict[str, Any]:
-    summary = load_manifests(cfg, plan, manifests, context["run_id"], dry_run=plan.get("dry_run", False))
+    with phase("Transform and load (one transaction)" + (" — dry run, rolled back" if plan.get("dry_run") else "")):
+        summary = load_manifests(cfg, plan, manifests, context["run_id"], dry_run=plan.get("dry_run", False))
+    summary["windows"] = {o: plan["windows"][o] for o in plan["objects"]}
     summary["reference"] = {k: reference.get(k) for k in ("portal_id", "time_zone", "company_currency")}
-    summary["reject_warnings"] = check_rejects(cfg, summary)
-    if not plan.get("dry_run"):
+    budgets = [(m or {}).get("calls", {}).get("daily_remaining") for m in manifests.values()]
+    budgets = [b for b in budgets if b is not None]
+    summary["daily_budget_left"] = min(budgets) if budgets else None
+    too_many: TooManyRejectsError | None = None
+    try:
+        summary["reject_warnings"] = check_rejects(cfg, summary)
+    except TooManyRejectsError as err:  # raised after the summary is logged
+        summary["reject_warnings"], too_many = str(err).split("; "), err
+    if not plan.get("dry_run") and too_many is None:
         outlet_events = context.get("outlet_events")
         for asset in ASSETS:
             table = asset.uri.split("://", 1)[1]
@@ -216,6 +338,19 @@ def load_for_context(
                     extra.update({k: obj.get(k) for k in ("inserted", "updated", "unchanged", "rejected", "deleted")})
             if outlet_events is not None:
                 outlet_events[asset].extra = extra
+    with phase("Run summary"):
+        for line in summary.get("text", "").splitlines():
+            log.info("%s", line)
+        for name, window in summary["windows"].items():
+            log.info("  %-10s window [%s, %s) %s, watermark now %s", name, window["window_start"] or "beginning",
+                     window["window_end"], window["mode"], (summary.get("objects", {}).get(name) or {}).get("watermark"))
+        for warning in summary["reject_warnings"]:
+            log.warning("  %s", warning)
+        log.info("  HubSpot daily budget left: %s", summary["daily_budget_left"] if summary["daily_budget_left"] is not None else "unknown")
+    if too_many is not None:
+        log.error("Too many rejected records (HUBSPOT_SYNC_REJECT_ACTION=fail): %s", too_many)
+        raise too_many
+    log.info("%s", summary.get("text", "").splitlines()[0] if summary.get("text") else "run finished")
     return summary
 
 
