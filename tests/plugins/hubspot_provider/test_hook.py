@@ -344,3 +344,28 @@ def test_settings_never_sent_as_headers(hubspot_connection, sb):
     session = hook.get_conn()
     assert set(session.headers) == {"Authorization", "Accept", "User-Agent", "Accept-Encoding", "Connection"}
     assert session.headers["Authorization"] == f"Bearer {sb.token}" and session.verify is True
+
+
+def test_parallel_hooks_on_one_host_share_the_limits(hubspot_connection, sb, tmp_path):
+    import threading
+
+    sb.control.set_limits(enabled=True, ten_secondly=8, interval_ms=1000, search_per_second=3, reset_counters=True)
+    conn_id = hubspot_connection(sb, requests_per_ten_seconds=8, budget_share=1, search_requests_per_second=3,
+                                 shared_limits_dir=str(tmp_path))
+    body = [{"filters": [{"propertyName": "hs_object_id", "operator": "GT", "value": "0"}]}]
+    hooks = [HubSpotHook(conn_id) for _ in range(3)]  # three tasks, one budget
+
+    def work(hook):
+        for _ in range(6):
+            hook.get_properties("contacts")
+            hook.search_page("contacts", filter_groups=body, limit=1)
+
+    threads = [threading.Thread(target=work, args=(h,)) for h in hooks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sb.control.stats()["rate_limited"] == {}
+    assert all(not h.stats.rate_limited and not h.stats.errors for h in hooks)
+    files = list(tmp_path.iterdir())
+    assert len(files) == 2 and all(sb.token not in f.name and sb.token not in f.read_text() for f in files)

@@ -82,3 +82,44 @@ def test_split_budget_pauses_only_when_the_pool_reserve_is_reached():
     assert budget.acquire() == 0.0
     budget.observe(RateLimitHeaders(max=190, remaining=19, interval_ms=10000))  # reserve of 19 reached
     assert budget.acquire() == pytest.approx(5.0)
+
+
+def test_shared_window_is_respected_across_independent_limiters(tmp_path):
+    import threading
+    import time
+
+    from hubspot_provider.ratelimit import SharedWindowLimiter
+
+    path = tmp_path / "state.json"
+    stamps, lock = [], threading.Lock()
+
+    def worker():
+        limiter = SharedWindowLimiter(path, 4, 0.5)  # its own file description, like another process
+        for _ in range(6):
+            limiter.acquire()
+            with lock:
+                stamps.append(time.time())
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stamps) == 18
+    stamps.sort()
+    for i, t in enumerate(stamps):
+        assert sum(1 for s in stamps if t <= s < t + 0.5) <= 4, i
+
+
+def test_shared_pause_and_corrupt_state(tmp_path):
+    from hubspot_provider.ratelimit import SharedWindowLimiter
+
+    path = tmp_path / "state.json"
+    path.write_text("{not json")  # a writer died mid-write
+    clock = FakeClock()
+    clock.now = 1000.0
+    limiter = SharedWindowLimiter(path, 2, 1.0, clock=clock, sleep=clock.sleep)
+    limiter.pause(3.0)
+    other = SharedWindowLimiter(path, 2, 1.0, clock=clock, sleep=clock.sleep)
+    assert other.acquire() == pytest.approx(3.0)
+    assert "token" not in path.read_text()

@@ -61,6 +61,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Retries for 429 (not daily), 423, 477, 5xx, time-outs and connection errors.",
                         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20, "default": 6},
                     },
+                    "shared_limits": {
+                        "label": "Share limits between tasks on a host",
+                        "description": "Tasks on the same machine count their HubSpot calls in one shared window "
+                        "(a small state file, no secrets), so parallel tasks never exceed the limits together.",
+                        "schema": {"type": ["boolean", "null"], "default": True},
+                    },
                     "account_time_zone": {
                         "label": "Account time zone",
                         "description": "Used until the account details are read (e.g. to say when the daily limit resets).",

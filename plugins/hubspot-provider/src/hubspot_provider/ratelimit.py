@@ -8,6 +8,9 @@ headers say is left, which covers other integrations (or other tasks) spending t
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import threading
 import time
 from collections import deque
@@ -105,6 +108,88 @@ class SlidingWindowLimiter:
             self.margin = max(0.05, interval * 0.02)
 
 
+class SharedWindowLimiter:
+    """The same sliding window, shared by every process on this host through a locked state file.
+
+    Airflow runs the extract tasks as separate processes; each would otherwise keep its own count
+    and together they could exceed HubSpot's limits. The file holds only timestamps (never the
+    token) and is keyed by the caller. Uses the wall clock, which all processes share.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        capacity: int,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if capacity < 1 or interval <= 0:
+            raise ValueError("capacity must be >= 1 and interval > 0")
+        self.path = os.fspath(path)
+        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+        self.capacity = capacity
+        self.interval = interval
+        self.margin = max(0.05, interval * 0.02)
+        self._clock = clock
+        self._sleep = sleep
+        self._thread_lock = threading.Lock()
+
+    def _update(self, change: Callable[[dict], float | None]) -> float | None:
+        """Run ``change`` on the state under an exclusive lock; it returns a delay or None."""
+        with self._thread_lock:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                raw = os.read(fd, 1 << 20)
+                try:
+                    state = json.loads(raw) if raw else {}
+                except ValueError:  # a writer died mid-write: start afresh rather than block forever
+                    state = {}
+                state.setdefault("calls", [])
+                state.setdefault("paused_until", 0.0)
+                result = change(state)
+                payload = json.dumps(state).encode()
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, payload)
+                return result
+            finally:
+                os.close(fd)  # closing releases the lock
+
+    def acquire(self) -> float:
+        waited = 0.0
+        while True:
+            def take(state: dict) -> float | None:
+                now = self._clock()
+                horizon = now - self.interval - self.margin
+                state["calls"] = [t for t in state["calls"] if t > horizon]
+                delay = state["paused_until"] - now
+                if delay <= 0 and len(state["calls"]) < self.capacity:
+                    state["calls"].append(now)
+                    return None
+                return delay if delay > 0 else min(state["calls"]) + self.interval + self.margin - now
+
+            delay = self._update(take)
+            if delay is None:
+                return waited
+            delay = max(delay, 0.001)
+            self._sleep(delay)
+            waited += delay
+
+    def pause(self, seconds: float) -> None:
+        def hold(state: dict) -> None:
+            state["paused_until"] = max(state["paused_until"], self._clock() + seconds)
+
+        self._update(hold)
+
+    def resize(self, capacity: int, interval: float) -> None:
+        self.capacity = max(1, capacity)
+        self.interval = interval
+        self.margin = max(0.05, interval * 0.02)
+
+
 class GeneralBudget:
     """The ten-secondly budget, adapting to the headers HubSpot sends.
 
@@ -115,13 +200,24 @@ class GeneralBudget:
     """
 
     def __init__(
-        self, per_interval: int, interval: float = 10.0, share: float = 0.9, pool_share: float | None = None, **kwargs
+        self,
+        per_interval: int,
+        interval: float = 10.0,
+        share: float = 0.9,
+        pool_share: float | None = None,
+        shared_path: str | os.PathLike | None = None,
+        **kwargs,
     ) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.share = share
         self.pool_share = max(share, pool_share or share)
-        self.limiter = SlidingWindowLimiter(self._capacity(per_interval), interval, **kwargs)
+        if shared_path is not None:
+            self.limiter: SlidingWindowLimiter | SharedWindowLimiter = SharedWindowLimiter(
+                shared_path, self._capacity(per_interval), interval, **kwargs
+            )
+        else:
+            self.limiter = SlidingWindowLimiter(self._capacity(per_interval), interval, **kwargs)
         self.last_headers: RateLimitHeaders | None = None
 
     def _capacity(self, maximum: int) -> int:

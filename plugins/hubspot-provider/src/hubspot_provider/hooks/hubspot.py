@@ -11,8 +11,11 @@ password without a login, and logs whole error bodies. We keep its connection ha
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import os
 import random
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +47,7 @@ from hubspot_provider.errors import (
     HubSpotUriTooLongError,
 )
 from hubspot_provider.paths import api_path, validate_api_version
-from hubspot_provider.ratelimit import GeneralBudget, RateLimitHeaders, SlidingWindowLimiter
+from hubspot_provider.ratelimit import GeneralBudget, RateLimitHeaders, SharedWindowLimiter, SlidingWindowLimiter
 from hubspot_provider.stats import CallStats
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
@@ -70,6 +73,8 @@ class HubSpotSettings:
     max_retries: int = 6
     timeout: float = 60.0
     account_time_zone: str = "Europe/Oslo"
+    shared_limits: bool = True
+    shared_limits_dir: str = ""
 
 
 @dataclass
@@ -96,6 +101,20 @@ class BatchReadResult:
 class AssociationPage:
     results: list[dict[str, Any]]  # HubSpot's results: {"from": {"id"}, "to": [...], "paging"?}
     missing_ids: list[str] = field(default_factory=list)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+_as_bool.__name__ = "bool"
 
 
 def is_loopback_host(hostname: str | None) -> bool:
@@ -163,6 +182,9 @@ class HubSpotHook(HttpHook):
         this hook may spend, for hooks that run at the same time (e.g. extract tasks in parallel):
         fractions that add up to 1 keep them together under HubSpot's limits without coordinating.
     :param search_fraction: the same for the search budget (default: ``budget_fraction``).
+    :param cold_start: hold the first search for one search window. Search answers carry no
+        rate-limit headers, so a hook starting while others just searched cannot know the account's
+        recent use. Default: on when the hook shares the search budget (``search_fraction < 1``).
     :param sleep: injectable for tests.
     """
 
@@ -181,6 +203,7 @@ class HubSpotHook(HttpHook):
         timeout: float | None = None,
         budget_fraction: float = 1.0,
         search_fraction: float | None = None,
+        cold_start: bool | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -193,6 +216,7 @@ class HubSpotHook(HttpHook):
             raise ValueError("budget_fraction and search_fraction must be in (0, 1]")
         self.budget_fraction = budget_fraction
         self.search_fraction = search_fraction
+        self.cold_start = search_fraction < 1 if cold_start is None else cold_start
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._sleep = sleep
@@ -240,6 +264,10 @@ class HubSpotHook(HttpHook):
             max_retries=pick("max_retries", int, 6),
             timeout=pick("timeout", float, 60.0),
             account_time_zone=pick("account_time_zone", str, "Europe/Oslo"),
+            shared_limits=pick("shared_limits", _as_bool, True),
+            shared_limits_dir=pick(
+                "shared_limits_dir", str, os.path.join(tempfile.gettempdir(), "hubspot-airflow-limits")
+            ),
         )
         if not 0 < settings.budget_share <= 1:
             raise HubSpotConfigError(f"Connection '{self.hubspot_conn_id}': budget_share must be in (0, 1].")
@@ -256,17 +284,33 @@ class HubSpotHook(HttpHook):
 
     @cached_property
     def general_budget(self) -> GeneralBudget:
-        share = self.settings.budget_share * self.budget_fraction
-        return GeneralBudget(
-            self.settings.requests_per_ten_seconds, 10.0, share, pool_share=self.settings.budget_share, sleep=self._sleep
-        )
+        settings = self.settings
+        if settings.shared_limits:
+            # Every hook on this host with this token draws from one window: no fractions needed.
+            return GeneralBudget(
+                settings.requests_per_ten_seconds, 10.0, settings.budget_share,
+                shared_path=self._shared_state_path("general"), sleep=self._sleep,
+            )
+        share = settings.budget_share * self.budget_fraction
+        return GeneralBudget(settings.requests_per_ten_seconds, 10.0, share, pool_share=settings.budget_share, sleep=self._sleep)
 
     @cached_property
-    def search_limiter(self) -> SlidingWindowLimiter:
-        rate = self.settings.search_requests_per_second * self.search_fraction
-        # n calls per ceil(n/rate) seconds keeps fractional rates exact (0.5/s -> 1 per 2 s).
+    def search_limiter(self) -> SlidingWindowLimiter | SharedWindowLimiter:
+        shared = self.settings.shared_limits
+        rate = self.settings.search_requests_per_second * (1.0 if shared else self.search_fraction)
+        # n calls per n/rate seconds keeps fractional rates exact (0.5/s -> 1 per 2 s).
         capacity = max(1, int(rate))
-        return SlidingWindowLimiter(capacity, capacity / rate, sleep=self._sleep)
+        if shared:
+            return SharedWindowLimiter(self._shared_state_path("search"), capacity, capacity / rate, sleep=self._sleep)
+        limiter = SlidingWindowLimiter(capacity, capacity / rate, sleep=self._sleep)
+        if self.cold_start:
+            limiter.pause(limiter.interval + limiter.margin)
+        return limiter
+
+    def _shared_state_path(self, budget: str) -> str:
+        """Per token and base URL (HubSpot counts per app and account); a digest, never the token."""
+        key = hashlib.sha256(f"{self.settings.base_url}\n{self.settings.token}".encode()).hexdigest()[:32]
+        return os.path.join(self.settings.shared_limits_dir, f"{key}-{budget}.json")
 
     def get_conn(self, headers: dict[str, Any] | None = None, extra_options: dict[str, Any] | None = None):
         """The cached ``requests.Session``: Bearer auth, JSON, TLS verified, no settings as headers."""

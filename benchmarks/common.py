@@ -1,0 +1,76 @@
+"""Shared benchmark plumbing: a sandbox in its own process, peak-RSS measurement, result tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from hubspot_devtools.local import REPO, sandbox_process
+
+RESULTS = REPO / "benchmarks" / "results"
+CONN_ID = "hubspot_bench"
+
+
+@contextmanager
+def sandbox(workdir: Path, *, contacts: int, deals: int, companies: int, tier: str | None = "professional",
+            seed: int = 42) -> Iterator[tuple[str, str]]:
+    """The sandbox in a separate process (so it does not share our GIL), with HubSpot's limits of ``tier``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    args = ["--contacts", str(contacts), "--deals", str(deals), "--companies", str(companies), "--seed", str(seed)]
+    args += ["--tier", tier] if tier else ["--no-rate-limits"]
+    with sandbox_process(workdir, args=args) as (url, token):
+        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
+            {"conn_type": "hubspot", "host": url, "password": token, "extra": {"requests_per_ten_seconds": 190}}
+        )
+        yield url, token
+
+
+def peak_rss_children_mib() -> float:
+    """Peak RSS of the largest child process that has ended so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+
+def write_results(name: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> tuple[Path, Path]:
+    """benchmarks/results/<name>.json and .md: every figure with its target and verdict."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    json_path.write_text(json.dumps({"meta": meta, "results": rows}, indent=2, default=str))
+    md_path.write_text(markdown_table(rows, meta))
+    return json_path, md_path
+
+
+def markdown_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [f"Measured {meta.get('date')} on {meta.get('machine')} ({meta.get('mode')} run, {meta.get('seconds', 0):.0f} s).", ""]
+    lines.append("| measure | value | limit / baseline | ratio | target | met |")
+    lines.append("|---|---|---|---|---|---|")
+    for row in rows:
+        met = row.get("met")
+        lines.append(
+            f"| {row['measure']} | {row.get('value', '')} | {row.get('reference', '')} | {row.get('ratio', '')} | "
+            f"{row.get('target', '')} | {'' if met is None else ('yes' if met else '**no**')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    headers = ["measure", "value", "reference", "ratio", "target", "met"]
+    cells = [[str(r.get(h, "")) if h != "met" else ("" if r.get("met") is None else ("yes" if r["met"] else "NO")) for h in headers] for r in rows]
+    widths = [min(60, max(len(h), *(len(c[i]) for c in cells))) for i, h in enumerate(headers)] if cells else []
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join("-" * w for w in widths))
+    for c in cells:
+        print("  ".join(v[:w].ljust(w) for v, w in zip(c, widths)))
