@@ -335,12 +335,28 @@ def _extract_full(hook, decl, properties, writer, associations, result, expected
 
 
 def _hydrate(hook, decl, ids, properties, writer, associations, result) -> None:
+    """Batch-read ``ids``; ids HubSpot reports missing (207) are read once more before they count as gone.
+
+    A 207 can be passing (an id not yet readable, a replica behind): the second read recovers those.
+    Ids still missing were deleted meanwhile (their archived copy is read by the archived listing) or
+    are unreadable: they are logged and listed in the manifest (``missing_ids``), never dropped silently.
+    """
+    missing: list[str] = []
     for batch in hook.iter_batch_read(decl.name, ids, properties):
-        writer.write(batch.results)
-        result.records += len(batch.results)
-        result.hydrated += len(batch.results)
-        result.missing_ids.extend(batch.missing_ids)
-        associations.add(str(r["id"]) for r in batch.results)
+        _take_batch(batch, writer, associations, result)
+        missing.extend(batch.missing_ids)
+    if missing:
+        log.info("%s: %d ids missing from a batch read (207); reading them again", decl.name, len(missing))
+        for batch in hook.iter_batch_read(decl.name, missing, properties):
+            _take_batch(batch, writer, associations, result)
+            result.missing_ids.extend(batch.missing_ids)
+
+
+def _take_batch(batch, writer, associations, result) -> None:
+    writer.write(batch.results)
+    result.records += len(batch.results)
+    result.hydrated += len(batch.results)
+    associations.add(str(r["id"]) for r in batch.results)
 
 
 def _search_fits(properties: Sequence[str], cursor_property: str) -> bool:

@@ -22,6 +22,15 @@ Association rows are deduplicated per (from_id, to_id) by the writer within each
 labels unioned, ``is_primary`` OR-ed); the loader merges the rare duplicates that span chunks the same
 way, set-based.
 
+Test hook: env ``HUBSPOT_FINANCE_TEST_BLOCK_AT`` = ``phase[:match]=marker_path`` makes the process create
+``marker_path`` and wait (until the file is deleted) when it reaches ``phase`` in a dataset whose path
+contains ``match``: ``write_part`` (after a part file is written), ``commit`` (before a manifest is
+written), ``read_part`` (after a part file is read, i.e. mid-transform inside the load). Tests kill the
+process there (``kill -9``) or release it by deleting the marker.
+
+Strings that cannot be stored as UTF-8 (lone surrogates such as ``\ud800`` from a JSON escape) are
+kept with U+FFFD in their place, with a warning; the rest of the value is kept.
+
 Record schema: ``id`` string, ``created_at``/``updated_at``/``archived_at`` timestamp[ms, UTC], ``archived``
 bool, then ``p:<property>`` strings exactly as HubSpot sent them. Unparseable HubSpot timestamps are stored
 as null (the transform rejects a record without ``updated_at``).
@@ -29,10 +38,13 @@ as null (the transform rejects a record without ``updated_at``).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
+import os
 import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -70,6 +82,33 @@ FROM_IDS_SCHEMA = pa.schema([pa.field("from_id", pa.string())])
 PRIMARY_TYPE_IDS = frozenset({1, 5, 6})
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]")
+BLOCK_AT_ENV = "HUBSPOT_FINANCE_TEST_BLOCK_AT"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _test_block(phase: str, where: str) -> None:
+    """Test hook (see the module docstring): block at ``phase`` until the marker file is deleted."""
+    spec = os.environ.get(BLOCK_AT_ENV)
+    if not spec or "=" not in spec:
+        return
+    point, marker = spec.split("=", 1)
+    name, _, match = point.partition(":")
+    if name != phase or (match and match not in where) or os.path.exists(marker + ".done"):
+        return
+    with open(marker, "w") as fh:
+        fh.write(str(os.getpid()))
+    open(marker + ".done", "w").close()  # block once per process tree: a released writer goes on
+    while os.path.exists(marker):  # pragma: no cover - killed or released by the test
+        time.sleep(0.05)
+
+
+def _clean_text(value: str) -> tuple[str, bool]:
+    """``value`` with lone surrogates (not encodable as UTF-8) replaced by U+FFFD; True if any were."""
+    try:
+        value.encode("utf-8")
+        return value, False
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", value), True
 
 
 class RawZoneError(RuntimeError):
@@ -185,7 +224,7 @@ class RawZone:
         d.mkdir(parents=True, exist_ok=True)
         tmp = d / f".{name}.json.{uuid.uuid4().hex}.tmp"
         with tmp.open("wb") as fh:
-            fh.write(json.dumps(obj, ensure_ascii=False).encode())
+            fh.write(json.dumps(obj).encode())  # ASCII escapes: lone surrogates survive the round trip
         tmp.rename(d / f"{name}.json")
         files = sorted(
             p.name[: -len(".json")] for p in d.iterdir() if p.name.endswith(".json") and not p.name.startswith(("_", "."))
@@ -232,6 +271,7 @@ class RawZone:
                 raise RawZoneError(f"{manifest.dataset}/{part['file']} is listed in the manifest but missing")
             with path.open("rb") as fh:
                 table = pq.read_table(io.BytesIO(fh.read()), columns=columns)
+            _test_block("read_part", f"{manifest.dataset}/{part['file']}")
             if table.num_rows != part["rows"]:
                 raise RawZoneError(
                     f"{manifest.dataset}/{part['file']}: {table.num_rows} rows, manifest says {part['rows']}"
@@ -253,7 +293,7 @@ class RawZone:
 
 def _write_json(path: Any, obj: Any) -> None:
     with path.open("wb") as fh:
-        fh.write(json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode())
+        fh.write(json.dumps(obj, indent=1, default=str).encode())
 
 
 def _write_parquet(path: Any, table: pa.Table) -> None:
@@ -279,14 +319,33 @@ class _DatasetWriter:
 
     def _write_part(self, prefix: str, seq: int, table: pa.Table, parts: list[dict[str, Any]]) -> None:
         fname = f"{prefix}-{seq:05d}.parquet"
-        _write_parquet(self.dir / fname, table)
+        try:
+            _write_parquet(self.dir / fname, table)
+        except OSError as err:
+            raise self._write_error(fname, err) from err
         parts.append({"file": fname, "rows": table.num_rows})
+        _test_block("write_part", f"{self.rel}/{fname}")
+
+    def _write_error(self, fname: str, err: OSError) -> RawZoneError:
+        hint = " (the raw zone's storage is full: free space or move HUBSPOT_SYNC_RAW_ROOT)" if err.errno == errno.ENOSPC else ""
+        return RawZoneError(
+            f"writing raw-zone file {self.rel}/{fname} under {self.zone.root} failed: {err.strerror or err}{hint}. "
+            "The dataset has no manifest, so nothing of it will be loaded; re-run the task once the cause is fixed."
+        )
 
     def _commit(self, manifest: Manifest) -> Manifest:
         if self.committed:
             raise RawZoneError(f"{self.rel}: already committed")
+        _test_block("commit", self.rel)
         manifest.committed_at = _now_iso()
-        _write_json(self.dir / MANIFEST, manifest.to_dict())
+        try:
+            _write_json(self.dir / MANIFEST, manifest.to_dict())
+        except OSError as err:
+            try:  # a half-written manifest must not make the dataset look complete
+                (self.dir / MANIFEST).unlink()
+            except Exception:
+                pass
+            raise self._write_error(MANIFEST, err) from err
         self.committed = True
         return manifest
 
@@ -317,23 +376,38 @@ class RecordWriter(_DatasetWriter):
         cols: dict[str, list[Any]] = {"id": [], "created_at": [], "updated_at": [], "archived": [], "archived_at": []}
         pcols: list[list[Any]] = [[] for _ in self.property_names]
         known = set(self.property_names)
+        cleaned: set[str] = set()
+
+        def text(value: Any, what: str) -> str | None:
+            if value is None:
+                return None
+            value = value if isinstance(value, str) else _to_text(value)
+            value, changed = _clean_text(value)
+            if changed:
+                cleaned.add(what)
+            return value
+
         for rec in buf:
             rid = rec.get("id")
-            cols["id"].append(None if rid is None else str(rid))
+            cols["id"].append(text(rid, "id"))
             cols["created_at"].append(parse_hubspot_time(rec.get("createdAt")))
             cols["updated_at"].append(parse_hubspot_time(rec.get("updatedAt")))
             cols["archived"].append(bool(rec.get("archived", False)))
             cols["archived_at"].append(parse_hubspot_time(rec.get("archivedAt")))
             props = rec.get("properties") or {}
             for i, name in enumerate(self.property_names):
-                v = props.get(name)
-                pcols[i].append(None if v is None else (v if isinstance(v, str) else _to_text(v)))
+                pcols[i].append(text(props.get(name), name))
             if not self._warned_extra and not known.issuperset(props):
                 self._warned_extra = True
                 log.warning(
                     "%s: records carry properties outside the run's property list (not stored): %s",
                     self.rel, sorted(set(props) - known)[:10],
                 )
+        if cleaned:
+            log.warning(
+                "%s: values of %s held characters that are not valid Unicode (lone surrogates); "
+                "they are stored with U+FFFD in their place", self.rel, sorted(cleaned)[:10],
+            )
         arrays = [pa.array(cols[f.name], type=f.type) for f in RECORD_BASE_FIELDS]
         arrays += [pa.array(c, type=pa.string()) for c in pcols]
         self._write_part("part", len(self.parts), pa.Table.from_arrays(arrays, schema=self.schema), self.parts)
