@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         AIRFLOW__CORE__TEST_CONNECTION="Enabled",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
         AIRFLOW__API__PORT=str(args.port),
+        # Links in logs and alerts, and where workers reach the execution API (default port 8080).
+        AIRFLOW__API__BASE_URL=f"http://localhost:{args.port}",
         AIRFLOW__CORE__EXECUTOR="LocalExecutor",
         HUBSPOT_SYNC_RAW_ROOT=(WORK / "raw").as_uri(),
         HUBSPOT_SYNC_LAG_MARGIN_MINUTES=os.environ.get("HUBSPOT_SYNC_LAG_MARGIN_MINUTES", "0"),

@@ -330,8 +330,7 @@ def load_for_context(
         summary["reject_warnings"], too_many = str(err).split("; "), err
     if not plan.get("dry_run") and too_many is None:
         outlet_events = context.get("outlet_events")
-        for asset in ASSETS:
-            table = asset.uri.split("://", 1)[1]
+        for table, asset in zip(FINANCE_TABLES, ASSETS):  # (asset.uri is normalized to "finance://table/")
             extra = {"run_id": context["run_id"], "mode": summary.get("mode")}
             for obj in summary.get("objects", {}).values():
                 if obj.get("table") == table:
