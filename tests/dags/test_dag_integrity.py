@@ -48,6 +48,7 @@ def test_shape(dagbag):
     bag, _ = dagbag
     dag = bag.dags["hubspot_to_finance"]
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert dag.timetable.expression == "0 2 * * *" and str(dag.timetable.timezone) == "Europe/Oslo"
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert set(dag.params.keys()) == {"start", "end", "objects", "full_refresh", "dry_run"}
     assert set(dag.task_ids) == {

@@ -50,3 +50,53 @@ def test_objects_subset_keeps_canonical_order():
 def test_invalid_requests_name_the_problem(params, message):
     with pytest.raises(ParamsError, match=message):
         parse(**params)
+
+
+def _form_param(name):
+    """The DAG's Param as the trigger form / REST API validates it (JSON Schema)."""
+    import runpy
+    from pathlib import Path
+
+    dag_file = Path(__file__).resolve().parents[3] / "dags" / "hubspot_to_finance.py"
+    return runpy.run_path(str(dag_file))["PARAMS"][name]
+
+
+@pytest.mark.parametrize("value", [None, "2026-11-01", "2026-11-01T06:00", "2026-11-01T06:00:30", "2026-11-01T06:00Z",
+                                   "2026-11-01T06:00:00.123+01:00", "2026-11-01 06:00"])
+def test_form_accepts_dates_and_date_times(value):
+    from airflow.sdk import Param
+
+    p = _form_param("start")
+    Param(value, **p.schema).resolve()  # raises ParamValidationError if refused
+    if value is not None:
+        assert parse(start=value).start is not None  # and the code reads what the form lets through
+
+
+@pytest.mark.parametrize("value", ["01.11.2026", "2026-11", "yesterday", "2026-11-01T6"])
+def test_form_refuses_what_is_not_a_date(value):
+    from airflow.sdk import Param
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    p = _form_param("end")
+    with pytest.raises(ParamValidationError):
+        Param(value, **p.schema).resolve()
+
+
+def test_form_refuses_an_empty_object_list():
+    from airflow.sdk import Param
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    p = _form_param("objects")
+    with pytest.raises(ParamValidationError):
+        Param([], **p.schema).resolve()
+    with pytest.raises(ParamValidationError):
+        Param(["contacts", "tickets"], **p.schema).resolve()
+
+
+def test_what_the_form_cannot_check_the_code_does():
+    # Shape-valid but wrong: the form lets it through, params.py refuses it with a reason.
+    from airflow.sdk import Param
+
+    Param("2026-02-30", **_form_param("start").schema).resolve()
+    with pytest.raises(ParamsError, match="is not a date"):
+        parse(start="2026-02-30")
