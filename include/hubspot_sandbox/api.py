@@ -40,7 +40,11 @@ class Response:
             return b""
         if isinstance(self.body, (bytes, bytearray)):
             return bytes(self.body)
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        text = json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (e.g. stored from a "\ud800" escape): send it escaped, as JSON allows
+            return json.dumps(self.body, separators=(",", ":")).encode("ascii")
 
 
 class ApiError(Exception):
