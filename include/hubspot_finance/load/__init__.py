@@ -8,10 +8,14 @@ Semantics:
 - Everything of one run (all objects, associations, contract changes, rejects, ``sync_runs``,
   ``sync_state`` watermarks) commits in ONE transaction; a crash anywhere leaves the tables as before.
   Loads are serialized with ``pg_advisory_xact_lock`` (PostgreSQL) or ``BEGIN IMMEDIATE`` (SQLite).
-- Rows are streamed chunk by chunk (transform → staging: COPY on PostgreSQL, executemany on SQLite),
-  deduplicated by key in SQL (newest ``updated_at``; ties → last read), then ONE set-based
-  ``INSERT … ON CONFLICT … DO UPDATE … WHERE excluded.updated_at >= t.updated_at`` per table, which
-  also skips rows identical to the stored ones (counted as *unchanged*; their ``synced_at`` stays).
+- Rows are streamed chunk by chunk through ONE bulk writer per table (one ``COPY … FROM STDIN`` fed
+  with pyarrow CSV on PostgreSQL, ``executemany`` on SQLite). Duplicate ids are found by a first pass
+  over the ``id`` column and resolved in memory (newest ``updated_at``; ties → last read; beyond
+  ``HOLD_LIMIT`` duplicated ids: in SQL). Into an empty table the rows are written straight into it;
+  otherwise into a TEMP staging table, then set-based statements per table (PostgreSQL: one
+  ``UPDATE … FROM`` for newer rows that differ, one ``INSERT`` of the new ids; SQLite: one
+  ``INSERT … ON CONFLICT … DO UPDATE … WHERE excluded.updated_at >= t.updated_at``). Rows identical to
+  the stored ones are *unchanged* (their ``synced_at`` stays).
   Older incoming rows are *stale* and ignored: replaying old Parquet never overwrites newer data.
 - Archived → ``is_deleted``/``deleted_at``; merged-away ids (from survivors' ``hs_merged_object_ids``) →
   deleted, ``merged_into_*`` = survivor, ``updated_at`` raised to the survivor's; a merged row is only
@@ -35,12 +39,14 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from hubspot_finance.mapping import Mapping, load_mapping
 from hubspot_finance.objects import ASSOCIATIONS, LOAD_ORDER, OBJECTS, AssociationDecl, get_association, get_object
 from hubspot_finance.rawzone import IncompleteDatasetError, Manifest, RawZone, parse_hubspot_time
-from hubspot_finance.schema import CHANGE_TRACKED, EXTRA_LOGICAL, Dialect, begin, dialect_of, ensure_extra_columns, migrate, quote
+from hubspot_finance.schema import CHANGE_TRACKED, EXTRA_LOGICAL, LOADER_COLUMNS, Dialect, begin, dialect_of, ensure_extra_columns, migrate, quote
 from hubspot_finance.summary import AssociationSummary, ObjectSummary, RunSummary
 from hubspot_finance.transform import Reference, table_columns, transform_chunk
 
@@ -50,6 +56,8 @@ from . import sqlite as _sqlite
 log = logging.getLogger(__name__)
 
 BLOCK_ENV = "HUBSPOT_FINANCE_TEST_BLOCK_AFTER_STAGING"
+HOLD_LIMIT = 50_000  # duplicated ids resolved in memory; more → staged and deduplicated in SQL
+MERGE_COLUMNS = [("absorbed", "text"), ("survivor", "text"), ("survivor_updated_at", "ts")]
 MODE_NAMES = {"incremental": "scheduled", "scheduled": "scheduled", "range": "manual_range",
               "manual_range": "manual_range", "full": "full"}
 
@@ -203,7 +211,25 @@ class _Loader:
             time.sleep(0.2)
 
     # --------------------------------------------------------------- objects
+    def _duplicate_ids(self, manifest: Manifest) -> set[str]:
+        """Ids that occur more than once in the dataset (a cheap first pass over the ``id`` column only)."""
+        ids = [t.column("id") for t in self.plan.zone.iter_tables(manifest, columns=["id"])]
+        if not ids:
+            return set()
+        s = pd.Series(pa.chunked_array(ids, type=pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+        s = s[s.notna()]
+        return set(s[s.duplicated(keep=False)].tolist())
+
     def _load_object(self, object_type: str, manifest: Manifest, reference: Reference) -> None:
+        """Transform every chunk and stream it into the database with ONE bulk writer per table.
+
+        Duplicate ids (rare: HubSpot paging overlap) are found in a first pass over the ``id`` column;
+        their rows are held back and resolved after the stream (newest ``updated_at``, ties → last read;
+        rejected versions never win), so what is streamed has one row per id. Into an EMPTY table the
+        rows are then copied straight into it (nothing can be stale, changed or unchanged); otherwise
+        into a TEMP staging table followed by the set-based upsert. More than ``HOLD_LIMIT`` duplicated
+        ids fall back to staging everything and deduplicating in SQL (memory stays bounded).
+        """
         decl = get_object(object_type)
         d, ops = self.d, self.ops
         s = ObjectSummary(object_type, decl.table, extracted=manifest.rows)
@@ -212,44 +238,90 @@ class _Loader:
         extras = [(e.name, EXTRA_LOGICAL[e.type]) for e in self.mapping.table(decl.table).extra_columns.values()]
         ensure_extra_columns(self.conn, d, decl.table, extras)
         stage, src = f"stg_{decl.table}", f"src_{decl.table}"
+        key = decl.key_column
         cur = self.conn.cursor()
-        ops.create_stage(cur, d, stage, cols + [("_ord", "int")])
-        ops.create_stage(cur, d, "stg_merges", [("absorbed", "text"), ("survivor", "text"), ("survivor_updated_at", "ts")])
+        dups = self._duplicate_ids(manifest)
+        sql_dedup = len(dups) > HOLD_LIMIT
+        direct = not sql_dedup and self.one(f"SELECT NOT EXISTS (SELECT 1 FROM {d.t(decl.table)})")[0] in (True, 1)
+        if direct:
+            target, wcols = d.t(decl.table), cols + list(LOADER_COLUMNS)
+        else:
+            wcols = cols + ([("_ord", "int")] if sql_dedup else [])
+            ops.create_stage(cur, d, stage, wcols)
+            target = ops.stage_ref(stage)
+        merges: list[tuple[str, str, datetime]] = []
+        held: list[pd.DataFrame] = []
         rejects: list[dict[str, Any]] = []
         warnings: dict[str, int] = {}
         offset = 0
+        deleted = 0
         max_updated: datetime | None = None
-        for frame in self.plan.zone.iter_frames(manifest):
-            res = transform_chunk(frame, object_type, mapping=self.mapping, reference=reference,
-                                  run_id=self.plan.run_id, phone_region=self.cfg.phone_region)
-            rows = res.rows.assign(_ord=range(offset, offset + len(res.rows)))
-            offset += len(res.rows)
-            ops.write_stage(cur, d, stage, cols + [("_ord", "int")], rows)
-            if res.merges:
-                mf = pd.DataFrame(res.merges, columns=["absorbed", "survivor", "survivor_updated_at"])
-                ops.write_stage(cur, d, "stg_merges", [("absorbed", "text"), ("survivor", "text"), ("survivor_updated_at", "ts")], mf)
-            rejects.extend(res.rejects)
-            for k, n in res.warnings.items():
-                warnings[k] = warnings.get(k, 0) + n
-            if len(res.rows):
-                m = res.rows["updated_at"].max()
-                if pd.notna(m):
-                    m = m.to_pydatetime()
-                    max_updated = m if max_updated is None or m > max_updated else max_updated
+
+        def prepare(rows: pd.DataFrame) -> pd.DataFrame:
+            if direct:
+                rows = rows.assign(synced_at=pd.Timestamp(self.now).as_unit("ms"), sync_run_id=self.plan.run_id)
+            return rows
+
+        with ops.open_writer(cur, target, wcols) as writer:
+            for frame in self.plan.zone.iter_frames(manifest):
+                res = transform_chunk(frame, object_type, mapping=self.mapping, reference=reference,
+                                      run_id=self.plan.run_id, phone_region=self.cfg.phone_region)
+                rows = res.rows
+                if sql_dedup:
+                    rows = rows.assign(_ord=range(offset, offset + len(rows)))
+                elif dups and len(rows):
+                    hold = rows[key].isin(dups).to_numpy()
+                    if hold.any():
+                        held.append(rows[hold].assign(_ord=np.arange(offset, offset + len(rows))[hold]))
+                        rows = rows[~hold]
+                offset += len(res.rows)
+                writer.write(prepare(rows))
+                if direct:
+                    deleted += int(rows["is_deleted"].sum())
+                merges.extend(res.merges)
+                rejects.extend(res.rejects)
+                for k, n in res.warnings.items():
+                    warnings[k] = warnings.get(k, 0) + n
+                if len(res.rows):
+                    m = res.rows["updated_at"].max()
+                    if pd.notna(m):
+                        m = m.to_pydatetime()
+                        max_updated = m if max_updated is None or m > max_updated else max_updated
+            if held:
+                h = pd.concat(held, ignore_index=True).sort_values(["updated_at", "_ord"], kind="stable")
+                h = h.drop_duplicates(key, keep="last").sort_values("_ord").drop(columns="_ord")
+                writer.write(prepare(h))
+                if direct:
+                    deleted += int(h["is_deleted"].sum())
+            written = writer.rows
+        ops.create_stage(cur, d, "stg_merges", MERGE_COLUMNS)
+        if merges:
+            ops.write_stage(cur, d, "stg_merges", MERGE_COLUMNS,
+                            pd.DataFrame(merges, columns=[c for c, _ in MERGE_COLUMNS]))
         s.warnings = dict(sorted(warnings.items()))
-        self._upsert(decl, cols, stage, src, s)
+        if direct:
+            s.distinct = s.inserted = written
+            s.deleted = deleted
+        else:
+            if sql_dedup:
+                self.x(f"DROP TABLE IF EXISTS {ops.stage_ref(src)}")
+                self.x(ops.dedup_sql(stage, src, key))
+            else:
+                src = stage
+            self._upsert(decl, cols, src, s)
         self._merges(decl, s)
         self._rejects(object_type, rejects, s)
         self._watermark(object_type, manifest, max_updated, s)
 
-    def _upsert(self, decl: Any, cols: list[tuple[str, str]], stage: str, src: str, s: ObjectSummary) -> None:
+    def _upsert(self, decl: Any, cols: list[tuple[str, str]], src: str, s: ObjectSummary) -> None:
         d, ops = self.d, self.ops
         T, key = d.t(decl.table), quote(decl.key_column)
         S = ops.stage_ref(src)
-        self.x(f"DROP TABLE IF EXISTS {ops.stage_ref(src)}")
-        self.x(ops.dedup_sql(stage, src, decl.key_column))
-        s.distinct = self.one(f"SELECT count(*) FROM {S}")[0]
+        if d.name == "postgres":
+            self.x(f"ANALYZE {S} ({key})")  # temp tables are never auto-analyzed: row count and key stats for the planner
+            self.x("SET LOCAL work_mem = '256MB'")  # hash joins of staging × table in memory (this transaction only)
         merged_col = quote(decl.merged_into_column)
+
         def newer_than(a: str) -> str:
             return f"({a}.updated_at >= t.updated_at AND (t.{merged_col} IS NULL OR {a}.updated_at > t.updated_at))"
 
@@ -259,37 +331,64 @@ class _Loader:
             return f"({', '.join('t.' + quote(c) for c in data_cols)}) {ops.DISTINCT} ({', '.join(a + '.' + quote(c) for c in data_cols)})"
 
         newer, distinct = newer_than("s"), distinct_from("s")
-        s.stale = self.one(f"SELECT count(*) FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE NOT {newer}")[0]
-        s.deleted = self.one(
-            f"SELECT count(*) FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key} WHERE s.is_deleted = {ops.TRUE} "
-            f"AND (t.{key} IS NULL OR ({newer} AND t.is_deleted = {ops.FALSE}))"
-        )[0]
+        # one pass over staging ⟕ table for the counts
+        s.distinct, s.stale, s.deleted = (int(x or 0) for x in self.one(
+            f"SELECT count(*), "
+            f"COALESCE(SUM(CASE WHEN t.{key} IS NOT NULL AND NOT {newer} THEN 1 ELSE 0 END), 0), "
+            f"COALESCE(SUM(CASE WHEN s.is_deleted = {ops.TRUE} AND (t.{key} IS NULL OR ({newer} AND t.is_deleted = {ops.FALSE})) "
+            f"THEN 1 ELSE 0 END), 0) FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key}"
+        ))
         # contract changes, before the upsert overwrites the old values
-        for fld in CHANGE_TRACKED.get(decl.table, ()):
-            q = quote(fld)
+        tracked = CHANGE_TRACKED.get(decl.table, ())
+        if tracked and d.name == "postgres":
+            values = ", ".join(f"({i}, '{f}', CAST(t.{quote(f)} AS TEXT), CAST(s.{quote(f)} AS TEXT), "
+                               f"t.{quote(f)} IS DISTINCT FROM s.{quote(f)})" for i, f in enumerate(tracked))
             cur = self.x(
                 f"INSERT INTO {d.t('contract_changes')} (hubspot_deal_id, field, old_value, new_value, changed_at, sync_run_id, recorded_at) "
-                f"SELECT s.{key}, {d.param}, CAST(t.{q} AS TEXT), CAST(s.{q} AS TEXT), s.updated_at, {d.param}, {d.param} "
-                f"FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE {newer} AND t.{q} {ops.DISTINCT} s.{q}",
-                (fld, self.plan.run_id, self.p(self.now, "ts")),
+                f"SELECT s.{key}, v.field, v.old_value, v.new_value, s.updated_at, %s, %s "
+                f"FROM {S} s JOIN {T} t ON t.{key} = s.{key} "
+                f"CROSS JOIN LATERAL (VALUES {values}) AS v(n, field, old_value, new_value, changed) "
+                f"WHERE {newer} AND v.changed ORDER BY v.n, s.{key}",
+                (self.plan.run_id, self.p(self.now, "ts")),
             )
             self.summary.contract_changes += max(cur.rowcount, 0)
+        else:
+            for fld in tracked:
+                q = quote(fld)
+                cur = self.x(
+                    f"INSERT INTO {d.t('contract_changes')} (hubspot_deal_id, field, old_value, new_value, changed_at, sync_run_id, recorded_at) "
+                    f"SELECT s.{key}, {d.param}, CAST(t.{q} AS TEXT), CAST(s.{q} AS TEXT), s.updated_at, {d.param}, {d.param} "
+                    f"FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE {newer} AND t.{q} {ops.DISTINCT} s.{q}",
+                    (fld, self.plan.run_id, self.p(self.now, "ts")),
+                )
+                self.summary.contract_changes += max(cur.rowcount, 0)
         all_cols = data_cols + ["synced_at", "sync_run_id"]
         ins_cols = ", ".join(quote(c) for c in all_cols)
         sel = ", ".join([f"s.{quote(c)}" for c in data_cols] + [d.param, d.param])
         sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in all_cols if c != decl.key_column)
         where_newer, where_distinct = newer_than("excluded"), distinct_from("excluded")
-        sql = (
-            f"INSERT INTO {T} AS t ({ins_cols}) SELECT {sel} FROM {S} s WHERE true "
-            f"ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {where_newer} AND {where_distinct}"
-        )
+        conflict = f"ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {where_newer} AND {where_distinct}"
         params = (self.p(self.now, "ts"), self.plan.run_id)
-        if self.d.name == "postgres":
-            s.inserted, s.updated = self.ops.upsert_counts(self.conn.cursor(), sql, params)
+        if d.name == "postgres":
+            # Changed rows: one UPDATE … FROM (a hash join; rows that did not change are not even locked,
+            # unlike ON CONFLICT DO UPDATE … WHERE). New rows: INSERT of the anti-join.
+            upd = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in data_cols if c != decl.key_column)
+            cur = self.x(
+                f"UPDATE {T} AS t SET {upd}, synced_at = %s, sync_run_id = %s FROM {S} s "
+                f"WHERE t.{key} = s.{key} AND {newer} AND {distinct}",
+                params,
+            )
+            s.updated = max(cur.rowcount, 0)
+            cur = self.x(
+                f"INSERT INTO {T} AS t ({ins_cols}) SELECT {sel} FROM {S} s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {T} x WHERE x.{key} = s.{key}) {conflict}",
+                params,
+            )
+            s.inserted = max(cur.rowcount, 0)
         else:
             s.inserted = self.one(f"SELECT count(*) FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key} WHERE t.{key} IS NULL")[0]
             s.updated = self.one(f"SELECT count(*) FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE {newer} AND {distinct}")[0]
-            self.x(sql, params)
+            self.x(f"INSERT INTO {T} AS t ({ins_cols}) SELECT {sel} FROM {S} s WHERE true {conflict}", params)
         s.unchanged = s.distinct - s.inserted - s.updated - s.stale
 
     def _merges(self, decl: Any, s: ObjectSummary) -> None:

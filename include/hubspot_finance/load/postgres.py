@@ -1,8 +1,15 @@
-"""PostgreSQL specifics of the load: TEMP staging tables filled by COPY (pyarrow CSV → ``COPY FROM STDIN``)."""
+"""PostgreSQL specifics of the load: TEMP staging tables filled by COPY (pyarrow CSV → ``COPY FROM STDIN``).
+
+:func:`open_writer` keeps ONE ``COPY … FROM STDIN (FORMAT csv)`` open for a whole dataset: each chunk's rows
+become CSV bytes (pyarrow, no per-row Python) and are handed to psycopg's queued writer, which sends them
+from a worker thread while the next chunk is transformed (the server parses in parallel).
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -24,24 +31,50 @@ def create_stage(cur: Any, d: Dialect, name: str, columns: list[tuple[str, str]]
     cur.execute(f"CREATE TEMP TABLE {quote(name)} ({cols}) ON COMMIT DROP")
 
 
+def _arrow(s: pd.Series, logical: str) -> pa.Array:
+    typ = ARROW_TYPES[logical]
+    if logical == "ts":
+        return pa.array(s.astype("datetime64[ms, UTC]"), type=typ, from_pandas=True)
+    if s.dtype == object:
+        return pa.array(s.to_numpy(dtype=object), type=typ, from_pandas=True)
+    return pa.array(s, type=typ, from_pandas=True)
+
+
+def csv_bytes(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> bytes:
+    """``frame``'s ``columns`` as PostgreSQL CSV (NULL unquoted-empty, empty string ``""``)."""
+    table = pa.Table.from_arrays([_arrow(frame[c], t) for c, t in columns], names=[c for c, _ in columns])
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return buf.getvalue()
+
+
 def write_stage(cur: Any, d: Dialect, name: str, columns: list[tuple[str, str]], frame: pd.DataFrame) -> None:
     """Bulk-append ``frame`` (columns in order) to the staging table with one COPY."""
     if frame.empty:
         return
-    arrays = []
-    for col, logical in columns:
-        s = frame[col]
-        typ = ARROW_TYPES[logical]
-        if logical == "ts":
-            arrays.append(pa.array(s.astype("datetime64[ms, UTC]"), type=typ, from_pandas=True))
-        else:
-            arrays.append(pa.array(s.astype(object).where(s.notna(), None).tolist(), type=typ))
-    table = pa.Table.from_arrays(arrays, names=[c for c, _ in columns])
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
     cols = ", ".join(quote(c) for c, _ in columns)
     with cur.copy(f"COPY {quote(name)} ({cols}) FROM STDIN (FORMAT csv)") as cp:
-        cp.write(buf.getvalue())
+        cp.write(csv_bytes(frame, columns))
+
+
+class _CopyWriter:
+    def __init__(self, cp: Any, columns: list[tuple[str, str]]):
+        self.cp, self.columns, self.rows = cp, columns, 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self.cp.write(csv_bytes(frame, self.columns))
+            self.rows += len(frame)
+
+
+@contextmanager
+def open_writer(cur: Any, table_sql: str, columns: list[tuple[str, str]]) -> Iterator[_CopyWriter]:
+    """One COPY into ``table_sql`` (already quoted) for many frames; sent from a worker thread."""
+    from psycopg.copy import QueuedLibpqWriter
+
+    cols = ", ".join(quote(c) for c, _ in columns)
+    with cur.copy(f"COPY {table_sql} ({cols}) FROM STDIN (FORMAT csv)", writer=QueuedLibpqWriter(cur)) as cp:
+        yield _CopyWriter(cp, columns)
 
 
 def stage_ref(name: str) -> str:

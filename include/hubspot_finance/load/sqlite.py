@@ -5,6 +5,8 @@ SQLite stores money as exact decimal TEXT, times as ISO-8601 UTC text (``…T…
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -43,6 +45,24 @@ def write_stage(cur: Any, d: Dialect, name: str, columns: list[tuple[str, str]],
     names = ", ".join(quote(c) for c, _ in columns)
     marks = ", ".join("?" for _ in columns)
     cur.executemany(f"INSERT INTO temp.{quote(name)} ({names}) VALUES ({marks})", list(zip(*cols)))
+
+
+class _InsertWriter:
+    def __init__(self, cur: Any, table_sql: str, columns: list[tuple[str, str]]):
+        self.cur, self.columns, self.rows = cur, columns, 0
+        names = ", ".join(quote(c) for c, _ in columns)
+        self.sql = f"INSERT INTO {table_sql} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self.cur.executemany(self.sql, zip(*[_col_values(frame[c], t) for c, t in self.columns]))
+            self.rows += len(frame)
+
+
+@contextmanager
+def open_writer(cur: Any, table_sql: str, columns: list[tuple[str, str]]) -> Iterator[_InsertWriter]:
+    """Append many frames to ``table_sql`` (already quoted) with ``executemany``."""
+    yield _InsertWriter(cur, table_sql, columns)
 
 
 def stage_ref(name: str) -> str:
