@@ -101,15 +101,52 @@ def _ceiling(general_calls: int, search_calls: int) -> float:
     return max(general_calls / GENERAL_PER_SECOND, search_calls / SEARCH_PER_SECOND)
 
 
+def _load_full(raw_uri: str, run_id: str, target: str) -> float:
+    """Our transform + load of the full extraction (the second half of a full sync)."""
+    from hubspot_finance.load import LoadConfig, LoadPlan, load_run
+    from hubspot_finance.rawzone import RawZone
+
+    plan = LoadPlan.from_zone(RawZone(raw_uri), run_id, config=LoadConfig(schema="bench_sync"))
+    if target.startswith("postgresql"):
+        import psycopg
+
+        conn = psycopg.connect(target)
+        conn.execute("DROP SCHEMA IF EXISTS bench_sync CASCADE")
+        conn.commit()
+    else:
+        import sqlite3
+
+        Path(target).unlink(missing_ok=True)
+        conn = sqlite3.connect(target)
+    started = time.perf_counter()
+    load_run(conn, plan)
+    conn.close()
+    return time.perf_counter() - started
+
+
+def _diy(url: str, token: str, target: str, control: Any) -> dict[str, Any]:
+    from benchmarks import diy_baseline
+
+    if target.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA IF EXISTS bench_diy CASCADE")
+            conn.execute("CREATE SCHEMA bench_diy")
+    return diy_baseline.run(url, token, target, control)
+
+
 def run(workdir: Path, *, contacts: int = 100_000, deals: int = 50_000, companies: int = 10_000,
-        changed_contacts: int = 20_000, changed_deals: int = 5_000) -> list[dict[str, Any]]:
+        changed_contacts: int = 20_000, changed_deals: int = 5_000, target: str | None = None,
+        diy: bool = True) -> list[dict[str, Any]]:
     from hubspot_finance.windows import plan_window
     from hubspot_sandbox.control import SandboxControl
 
     rows: list[dict[str, Any]] = []
     raw_uri = (workdir / "raw").as_uri()
     ctx = get_context("spawn")
-    with sandbox(workdir, contacts=contacts, deals=deals, companies=companies) as (url, _token), \
+    target = target or str(workdir / "bench.db")
+    with sandbox(workdir, contacts=contacts, deals=deals, companies=companies) as (url, token), \
             ProcessPoolExecutor(max_workers=3, mp_context=ctx) as pool:
         list(pool.map(_warm, range(3)))
         control = SandboxControl(url)
@@ -135,6 +172,8 @@ def run(workdir: Path, *, contacts: int = 100_000, deals: int = 50_000, companie
              "met": not full["rate_limited"]},
             {"measure": "full: records per second", "value": round(records / full["wall_seconds"])},
         ]
+        load_seconds = _load_full(raw_uri, "bench-full", target)
+        sync_seconds = full["wall_seconds"] + load_seconds
 
         # People change things: bulk edits spread over many milliseconds.
         base = control.clock()["now_ms"]
@@ -171,4 +210,17 @@ def run(workdir: Path, *, contacts: int = 100_000, deals: int = 50_000, companie
              "met": not full["rate_limited"] and not incr["rate_limited"]},
             {"measure": "extract task peak RSS", "value": f"{max(full['peak_rss_mib'], incr['peak_rss_mib']):.0f} MiB"},
         ]
+        if diy:
+            baseline = _diy(url, token, target, control)
+            rows += [
+                {"measure": f"do-it-yourself: hubspot-api-client get_all + to_sql ({baseline['records']:,} contacts+deals)",
+                 "value": f"{baseline['seconds']:.1f} s", "reference": f"{baseline['calls']} calls, {baseline['rate_limited']} 429s"},
+                {"measure": "our full sync (3 objects + associations, extract + load) ÷ do-it-yourself, wall time",
+                 "value": f"{sync_seconds:.1f} s", "reference": f"{baseline['seconds']:.1f} s",
+                 "ratio": round(sync_seconds / baseline["seconds"], 3)},
+                {"measure": "our full sync ÷ do-it-yourself, HubSpot calls", "value": full["calls"],
+                 "reference": baseline["calls"], "ratio": round(full["calls"] / baseline["calls"], 3)},
+                {"measure": "our full sync ÷ do-it-yourself, 429 responses", "value": sum(full["rate_limited"].values()),
+                 "reference": baseline["rate_limited"]},
+            ]
     return rows

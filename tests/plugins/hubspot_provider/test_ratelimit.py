@@ -64,7 +64,10 @@ def test_budget_adapts_to_announced_maximum_and_pauses_near_exhaustion():
     assert budget.limiter.capacity == 90
     budget.observe(RateLimitHeaders(max=190, remaining=150, interval_ms=10000))
     assert budget.limiter.capacity == 171
-    # Others spent the budget: only the reserve (19) remains -> pause half a window.
+    # Exactly the reserve left is our own use stopping at its share: no pause.
+    budget.observe(RateLimitHeaders(max=190, remaining=19, interval_ms=10000))
+    assert budget.acquire() == 0.0
+    # Others spent part of the reserve too -> pause half a window.
     budget.observe(RateLimitHeaders(max=190, remaining=10, interval_ms=10000))
     assert budget.acquire() == pytest.approx(5.0)
 
@@ -80,7 +83,7 @@ def test_split_budget_pauses_only_when_the_pool_reserve_is_reached():
     assert budget.limiter.capacity == 57
     budget.observe(RateLimitHeaders(max=190, remaining=100, interval_ms=10000))  # others busy, room left
     assert budget.acquire() == 0.0
-    budget.observe(RateLimitHeaders(max=190, remaining=19, interval_ms=10000))  # reserve of 19 reached
+    budget.observe(RateLimitHeaders(max=190, remaining=18, interval_ms=10000))  # below the reserve of 19
     assert budget.acquire() == pytest.approx(5.0)
 
 

@@ -195,8 +195,8 @@ class GeneralBudget:
 
     ``share`` is the fraction of the announced maximum this client may use. ``pool_share`` (default:
     ``share``) is what all our clients together may use; the rest is a reserve for other
-    integrations on the same app. When the headers say no more than that reserve remains, the
-    limiter pauses for half a window, whoever spent the budget.
+    integrations on the same app. When the headers say less than that reserve remains, others are
+    spending it too, and the limiter pauses for half a window.
     """
 
     def __init__(
@@ -236,7 +236,8 @@ class GeneralBudget:
             if capacity != self.limiter.capacity or interval != self.limiter.interval:
                 self.limiter.resize(capacity, interval)
             reserve = headers.max - max(1, int(headers.max * self.pool_share))
-            if headers.remaining is not None and headers.remaining <= reserve:
+            # Below the reserve means someone else spends our share too (our own use stops at it).
+            if headers.remaining is not None and headers.remaining < reserve:
                 self.limiter.pause(interval / 2)
 
     @property

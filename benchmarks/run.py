@@ -1,0 +1,83 @@
+"""`make bench`: the benchmark suite, every figure a ratio measured in the same run.
+
+    python -m benchmarks.run            # full size (about 12 minutes on 2 cores)
+    python -m benchmarks.run --smoke    # a few thousand records (the test suite runs this)
+
+Writes benchmarks/results/latest.{json,md} (and a dated copy) and prints the table.
+PostgreSQL figures need HUBSPOT_SYNC_BENCH_PG_DSN (default postgresql://postgres@127.0.0.1:5432/test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.common import print_table, write_results
+
+FULL = {"contacts": 100_000, "deals": 50_000, "companies": 10_000, "changed_contacts": 20_000, "changed_deals": 5_000}
+SMOKE = {"contacts": 3_000, "deals": 1_500, "companies": 300, "changed_contacts": 600, "changed_deals": 150}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="a few thousand records: checks the code, not the targets")
+    parser.add_argument("--only", choices=["extract", "load", "memory"], action="append", help="run only these parts")
+    parser.add_argument("--pg-dsn", default=os.environ.get("HUBSPOT_SYNC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--out", default=None, help="results name (default: latest, or smoke)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("hubspot_finance").setLevel(logging.WARNING)
+    parts = args.only or ["extract", "load", "memory"]
+    workdir = Path(tempfile.mkdtemp(prefix="hubspot-bench-"))
+    started = time.perf_counter()
+    rows = []
+    try:
+        if "extract" in parts:
+            from benchmarks import extract_bench
+
+            print("== extraction against the rate ceiling, and the do-it-yourself baseline", flush=True)
+            rows += extract_bench.run(workdir / "extract", target=args.pg_dsn, **(SMOKE if args.smoke else FULL))
+        if "load" in parts:
+            from benchmarks import load_bench
+
+            print("== load against COPY", flush=True)
+            rows += load_bench.rows(load_bench.run(scale=0.005 if args.smoke else 1.0, pg_dsn=args.pg_dsn))
+        if "memory" in parts:
+            from benchmarks import memory_bench
+
+            print("== memory of a full sync", flush=True)
+            sizes = (2_500, 10_000) if args.smoke else (250_000, 1_000_000)
+            rows += memory_bench.run(workdir / "memory", sizes=sizes, pg_dsn=args.pg_dsn)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    meta = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        "mode": "smoke" if args.smoke else "full",
+        "parts": parts,
+        "seconds": seconds,
+    }
+    name = args.out or ("smoke" if args.smoke else "latest")
+    json_path, md_path = write_results(name, rows, meta)
+    if not args.smoke and not args.only:
+        shutil.copy(md_path, md_path.with_name(f"{datetime.now(timezone.utc):%Y-%m-%d}.md"))
+    print()
+    print_table(rows)
+    print(f"\n{len(rows)} figures in {seconds:.0f} s; written to {json_path} and {md_path}")
+    missed = [r["measure"] for r in rows if r.get("met") is False]
+    if missed:
+        print("targets not met: " + "; ".join(missed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
