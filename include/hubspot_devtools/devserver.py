@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         WORK / "home",
         AIRFLOW__CORE__TEST_CONNECTION="Enabled",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        AIRFLOW__API__HOST="127.0.0.1",  # localhost only: all-admins mode has no login
         AIRFLOW__API__PORT=str(args.port),
         # Links in logs and alerts, and where workers reach the execution API (default port 8080).
         AIRFLOW__API__BASE_URL=f"http://localhost:{args.port}",
@@ -56,16 +57,40 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Airflow UI:      http://localhost:{args.port}  (no login needed: local all-admins mode)")
         print("Trigger 'hubspot_to_finance' from the UI; Admin > Connections > hubspot_default > Test checks the token.")
         print("Ctrl-C stops Airflow and the sandbox.", flush=True)
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env)
+        # Its own process group, so stopping it also stops the scheduler, API server, workers ...
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, start_new_session=True
+        )
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)  # also when started in the background
         try:
             return proc.wait()
         except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            try:
-                return proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                return 130
+            print("Stopping Airflow ...", flush=True)
+            return stop_group(proc)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 20) -> int:
+    """SIGTERM the process group, then SIGKILL whatever is left after ``timeout`` seconds."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # children that outlived the standalone process
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return 130
 
 
 if __name__ == "__main__":
