@@ -420,7 +420,9 @@ class HubSpotHook(HttpHook):
                 ) from None
         body = self._error_body(response)
         correlation_id = body.get("correlationId")
+        correlation_id = self._redact(str(correlation_id)) if correlation_id is not None else None  # echoed bodies
         category = body.get("category") or body.get("errorType")
+        category = self._redact(str(category)) if category is not None else None
         message = self._redact(str(body.get("message") or response.reason or "")).strip()
         common = {"status": status, "correlation_id": correlation_id, "category": category, "conn_id": self.hubspot_conn_id}
         conn = self.hubspot_conn_id
