@@ -21,7 +21,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hubspot_finance import validation as v
 from hubspot_finance.mapping import FIXED_COLUMNS, Mapping
@@ -157,8 +160,10 @@ def _prop(frame: pd.DataFrame, prop: str | None) -> pd.Series:
 
 
 def _clean_text(s: pd.Series) -> pd.Series:
-    out = s.map(lambda x: None if x is None else (x.strip() or None), na_action="ignore")
-    return out.astype(object).where(out.notna(), None)
+    """Trimmed text (exactly ``str.strip()``), empty → None; vectorised."""
+    arr, _ = _stripped(s)
+    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    return _obj(arr, s.index)
 
 
 def _apply(
@@ -226,7 +231,8 @@ def transform_chunk(
 
     # ---- identity and times
     ids = frame["id"].astype(object).where(frame["id"].notna(), None)
-    for idx, rid in zip(ids.index, ids.tolist()):
+    ok_id = _mask(pc.match_substring_regex(_arr(frame["id"]), r"^[0-9]{1,15}$"))
+    for idx, rid in zip(ids.index[~ok_id], ids[~ok_id].tolist()):
         if rid is None or (isinstance(rid, str) and not rid.strip()):
             issues.reject(idx, "missing_id", "id", rid, "record has no id")
         elif not v.is_hubspot_id(rid):
@@ -249,21 +255,19 @@ def transform_chunk(
         if kind == "text":
             out[col] = _clean_text(raw)
         elif kind == "email":
-            out[col] = _apply(raw, v.normalize_email, issues, rule="invalid_email", field_=col, reject=False)
+            out[col] = _emails(raw, issues, col)
         elif kind == "phone":
-            out[col] = _apply(raw, lambda x: v.normalize_phone(x, phone_region), issues, rule="invalid_phone", field_=col, reject=False)
+            out[col] = _phones(raw, phone_region, issues, col)
         elif kind == "orgnr":
             out[col] = _apply(raw, v.parse_orgnr, issues, rule="invalid_orgnr", field_=col, reject=False)
         elif kind in ("money", "money_lenient"):
             rule = "invalid_amount" if kind == "money" else "invalid_amount_home_currency"
-            parsed = _apply(raw, v.parse_decimal, issues, rule=rule, field_=col, reject=kind == "money")
-            out[col] = parsed.map(v.format_decimal, na_action="ignore").astype(object)
-            out[col] = out[col].where(out[col].notna(), None)
+            out[col] = _money(raw, issues, col, rule, kind == "money")
         elif kind == "currency":
             out[col] = _currency(raw, reference, issues, col)
         elif kind == "close_date":
             ptype = reference.property_types.get(object_type, {}).get(prop or "")
-            out[col] = _apply(raw, _close_date_parser(ptype, tz), issues, rule="invalid_close_date", field_=col, reject=True)
+            out[col] = _close_dates(raw, ptype, tz, issues, col)
         else:  # pragma: no cover - FIXED_COLUMNS and this switch are kept in step
             raise AssertionError(kind)
 
@@ -308,7 +312,7 @@ def transform_chunk(
     # ---- merges: survivors list absorbed ids in hs_merged_object_ids
     merges = []
     merged_raw = _prop(frame, "hs_merged_object_ids")
-    for idx, value in merged_raw.items():
+    for idx, value in merged_raw.dropna().items():
         if value is None or idx in issues.reasons:
             continue
         for absorbed in v.split_multi(value) or []:
@@ -322,6 +326,17 @@ def transform_chunk(
 
 
 def _currency(raw: pd.Series, ref: Reference, issues: _Issues, col: str) -> pd.Series:
+    arr, _ = _stripped(raw)
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:  # ASCII: upper() is the same in Arrow
+        up = pc.ascii_upper(arr)
+        default = pa.scalar(ref.company_currency, pa.string())
+        code = pc.if_else(pc.fill_null(pc.equal(up, ""), True), default, up)
+        out = _obj(code, raw.index)
+        if ref.currencies:
+            bad = _mask(pc.invert(pc.is_in(code, pa.array(sorted(ref.currencies), pa.string())))) & out.notna().to_numpy()
+            for idx, value, c in zip(raw.index[bad], raw[bad].tolist(), out[bad].tolist()):
+                issues.reject(idx, "unknown_currency", col, value, f"currency {c!r} is not one of the account's currencies {sorted(ref.currencies)}")
+        return out
     out = []
     for idx, value in raw.items():
         code = (value or "").strip().upper() or ref.company_currency
@@ -335,6 +350,37 @@ def _currency(raw: pd.Series, ref: Reference, issues: _Issues, col: str) -> pd.S
 
 
 def _labels(out: dict[str, Any], ref: Reference, issues: _Issues) -> None:
+    """Pipeline/stage labels: resolved once per distinct (pipeline, stage) pair, then mapped."""
+    index = out["pipeline_id"].index
+    pairs = pd.DataFrame({"p": out["pipeline_id"], "s": out["stage_id"]}).astype(object)
+    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(pairs.fillna("\x00")))
+    resolved = []
+    for pid, sid in uniq:
+        pid = None if pid == "\x00" else pid
+        sid = None if sid == "\x00" else sid
+        stage = None
+        if sid:
+            stage = ref.stages.get((pid, sid)) if pid else None
+            stage = stage or ref.stages_by_id.get(sid)
+        resolved.append((ref.pipelines.get(pid) if pid else None, stage, bool(pid and pid not in ref.pipelines),
+                         bool(sid and stage is None), pid, sid))
+    if resolved:
+        for name, pos in (("pipeline_label", 0),):
+            out[name] = pd.Series(np.array([r[0] for r in resolved], dtype=object)[codes], index=index, dtype=object)
+        st = np.array([r[1] for r in resolved], dtype=object)[codes]
+        out["stage_label"] = pd.Series([x.label if x else None for x in st], index=index, dtype=object)
+        out["is_closed"] = pd.Series([x.is_closed if x else None for x in st], index=index, dtype=object)
+        out["is_won"] = pd.Series([x.is_won if x else None for x in st], index=index, dtype=object)
+        warn_p = np.array([r[2] for r in resolved])[codes]
+        warn_s = np.array([r[3] for r in resolved])[codes]
+        for i in np.flatnonzero(warn_p | warn_s):
+            _, _, wp, ws, pid, sid = resolved[codes[i]]
+            idx = index[i]
+            if wp:
+                issues.warn(idx, "unknown_pipeline", "pipeline_id", pid, f"pipeline {pid!r} is not in the account's deal pipelines")
+            if ws:
+                issues.warn(idx, "unknown_stage", "stage_id", sid, f"stage {sid!r} is not in pipeline {pid!r}")
+        return
     pl_labels, st_labels, closed, won = [], [], [], []
     for idx, pid, sid in zip(out["pipeline_id"].index, out["pipeline_id"].tolist(), out["stage_id"].tolist()):
         pl_label = ref.pipelines.get(pid) if pid else None
@@ -358,9 +404,16 @@ def _labels(out: dict[str, Any], ref: Reference, issues: _Issues) -> None:
 
 
 def _properties_json(frame: pd.DataFrame) -> pd.Series:
+    """``{"prop": "raw value" | null, …}`` per row (keys sorted), built column-wise with Arrow."""
     pcols = sorted(c for c in frame.columns if c.startswith(PROPERTY_PREFIX))
     if not pcols:
         return pd.Series(["{}"] * len(frame), index=frame.index, dtype=object)
+    if len(frame):
+        parts = []
+        for i, c in enumerate(pcols):
+            name = json.dumps(c[len(PROPERTY_PREFIX):], ensure_ascii=False)
+            parts.append(pc.binary_join_element_wise(("{" if i == 0 else ",") + name + ":", _json_escape(_arr(frame[c])), ""))
+        return _obj(pc.binary_join_element_wise(*parts, "}", ""), frame.index)
     sub = frame[pcols].astype(object)
     sub = sub.where(sub.notna(), None)
     sub.columns = [c[len(PROPERTY_PREFIX):] for c in pcols]
@@ -370,6 +423,119 @@ def _properties_json(frame: pd.DataFrame) -> pd.Series:
         lines.pop()
     # pandas escapes "/" as "\/": valid JSON, but keep the text canonical for comparisons
     return pd.Series([ln.replace("\\/", "/") for ln in lines], index=frame.index, dtype=object)
+
+
+# ---------------------------------------------------------------- vectorised fast paths
+# Each returns the exact result of the scalar parser for the values it accepts; the rest (rare) go
+# through the scalar parser (``_apply``), so outcomes and messages are unchanged.
+# Python's str.strip() whitespace (str.isspace), as an RE2 class: values starting/ending with one need a strip.
+_PY_WS = "[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_NEEDS_STRIP = f"^{_PY_WS}|{_PY_WS}$"
+_EMAIL_RE2 = (r"^[a-z0-9](?:[a-z0-9_+\-]|\.){0,62}[a-z0-9_\-]?@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}$")
+_NO_PHONE_RE2 = r"^(?:\+47|0047)?(?P<n>[1-9][0-9]{7})$"
+_PLAIN_DECIMAL_RE2 = r"^-?(?:0|[1-9][0-9]{0,29})(?:\.[0-9]{1,30})?$"
+_ISO_UTC_RE2 = r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{3}|\.[0-9]{6})?Z$"
+_ISO_DATE_RE2 = r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}$"
+
+
+def _arr(s: pd.Series) -> pa.Array:
+    """The series as a pyarrow string array (zero-copy for pandas' Arrow-backed strings)."""
+    arr = pa.array(s.to_numpy(dtype=object) if s.dtype == object else s, type=pa.string(), from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _obj(arr: pa.Array, index: pd.Index) -> pd.Series:
+    """pyarrow array → object Series with None for null."""
+    return pd.Series(arr.to_numpy(zero_copy_only=False), index=index, dtype=object)
+
+
+def _mask(arr: pa.Array) -> np.ndarray:
+    return arr.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _stripped(s: pd.Series) -> tuple[pa.Array, pd.Series]:
+    """(``str.strip()`` of every value, exactly as Python does it, as Arrow; same as an object Series)."""
+    arr = _arr(s)
+    need = _mask(pc.match_substring_regex(arr, _NEEDS_STRIP))
+    if need.any():
+        vals = arr.to_numpy(zero_copy_only=False).copy()
+        for i in np.flatnonzero(need):
+            vals[i] = vals[i].strip()
+        arr = pa.array(vals, type=pa.string())
+    return arr, _obj(arr, s.index)
+
+
+def _fast_apply(s: pd.Series, fast: np.ndarray, fast_values: pd.Series, fn: Callable[[Any], Any], issues: _Issues,
+                **kw: Any) -> pd.Series:
+    """``fast_values`` where ``fast``; the scalar ``fn`` (via :func:`_apply`) for the other non-null values."""
+    out = fast_values.where(fast, None).astype(object)
+    slow = ~fast & s.notna().to_numpy()
+    if slow.any():
+        out[slow] = _apply(s[slow], fn, issues, **kw)
+    return out.where(out.notna(), None)
+
+
+def _emails(raw: pd.Series, issues: _Issues, col: str) -> pd.Series:
+    arr, _ = _stripped(raw)
+    ascii_ = _mask(pc.string_is_ascii(arr))
+    low = pc.ascii_lower(arr)
+    fast = ascii_ & _mask(pc.match_substring_regex(low, _EMAIL_RE2)) & ~_mask(pc.match_substring(low, "..")) \
+        & _mask(pc.less_equal(pc.utf8_length(low), 254))
+    return _fast_apply(raw, fast, _obj(low, raw.index), v.normalize_email, issues, rule="invalid_email", field_=col, reject=False)
+
+
+def _phones(raw: pd.Series, region: str, issues: _Issues, col: str) -> pd.Series:
+    fn = lambda x: v.normalize_phone(x, region)  # noqa: E731
+    if region != "NO":
+        return _apply(raw, fn, issues, rule="invalid_phone", field_=col, reject=False)
+    nospace = pc.replace_substring(_arr(raw), " ", "")
+    digits = pc.extract_regex(nospace, _NO_PHONE_RE2)
+    fast = _mask(pc.is_valid(digits))
+    vals = _obj(pc.binary_join_element_wise("+47", pc.struct_field(digits, [0]), ""), raw.index)
+    return _fast_apply(raw, fast, vals, fn, issues, rule="invalid_phone", field_=col, reject=False)
+
+
+def _money(raw: pd.Series, issues: _Issues, col: str, rule: str, reject: bool) -> pd.Series:
+    arr = _arr(raw)
+    fast = _mask(pc.match_substring_regex(arr, _PLAIN_DECIMAL_RE2)) & ~_mask(pc.starts_with(arr, "-0"))
+    fn = lambda x: (lambda d: None if d is None else v.format_decimal(d))(v.parse_decimal(x))  # noqa: E731
+    return _fast_apply(raw, fast, _obj(arr, raw.index), fn, issues, rule=rule, field_=col, reject=reject)
+
+
+def _close_dates(raw: pd.Series, prop_type: str | None, tz: ZoneInfo, issues: _Issues, col: str) -> pd.Series:
+    arr = _arr(raw)
+    out = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+    fast = np.zeros(len(raw), dtype=bool)
+    is_date = _mask(pc.match_substring_regex(arr, _ISO_DATE_RE2))
+    if is_date.any():
+        d = pd.to_datetime(raw[is_date].astype(object), format="%Y-%m-%d", errors="coerce")
+        ok = d.notna().to_numpy()
+        idx = np.flatnonzero(is_date)[ok]
+        out.iloc[idx] = d[ok].dt.date.to_numpy()
+        fast[idx] = True
+    is_ts = _mask(pc.match_substring_regex(arr, _ISO_UTC_RE2)) if prop_type != "date" else np.zeros(len(raw), bool)
+    if is_ts.any():
+        t = pd.to_datetime(raw[is_ts].astype(object), format="ISO8601", utc=True, errors="coerce")
+        ok = t.notna().to_numpy()
+        idx = np.flatnonzero(is_ts)[ok]
+        out.iloc[idx] = t[ok].dt.tz_convert(str(tz)).dt.date.to_numpy()
+        fast[idx] = True
+    return _fast_apply(raw, fast, out, _close_date_parser(prop_type, tz), issues, rule="invalid_close_date",
+                       field_=col, reject=True)
+
+
+def _json_escape(arr: pa.Array) -> pa.Array:
+    """JSON string literal of every value (``null`` for null); control characters via :func:`json.dumps`."""
+    ctrl = _mask(pc.match_substring_regex(arr, "[\x00-\x1f\u2028\u2029]"))
+    esc = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
+    lit = pc.binary_join_element_wise('"', esc, '"', "")
+    if ctrl.any():
+        vals = lit.to_numpy(zero_copy_only=False).copy()
+        raw = arr.to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(ctrl):
+            vals[i] = json.dumps(raw[i], ensure_ascii=False)
+        lit = pa.array(vals, type=pa.string())
+    return pc.fill_null(lit, "null")
 
 
 def _iso(ts: Any) -> str | None:

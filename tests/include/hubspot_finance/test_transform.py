@@ -83,3 +83,41 @@ def test_close_date_in_account_time_zone():
     assert ref_utc.time_zone == "UTC" and REF.time_zone == "Europe/Oslo"
     assert REF.currencies == {"NOK", "EUR", "USD"} and REF.company_currency == "NOK"
     assert REF.stages[("default", "oldstage")].archived and REF.stages[("default", "closedlost")].is_won is False
+
+
+def test_vectorised_fast_paths_match_the_scalar_parsers():
+    """Every fast path gives exactly what the scalar parser gives (value, or the same warning/reject)."""
+    from zoneinfo import ZoneInfo
+
+    from hubspot_finance import transform as t
+    from hubspot_finance import validation as v
+
+    def both(values, fast, scalar):
+        s = pd.Series(values, dtype="str" if all(x is None or isinstance(x, str) for x in values) else object)
+        i1, i2 = t._Issues(s.index), t._Issues(s.index)
+        got = fast(s, i1)
+        want = t._apply(s.astype(object).where(s.notna(), None), scalar, i2, rule="r", field_="f", reject=False)
+        assert got.tolist() == want.tolist()
+        assert sorted({**i1.reasons, **i1.warns}) == sorted({**i2.reasons, **i2.warns})
+
+    emails = [" Ola@Example.NO ", "a..b@x.no", "a.@x.no", "kari@example.no", "x@y", "Øst@eksempel.no", "\u00a0a@b.no",
+              "", "  ", None, "a@b.c0", "a" * 70 + "@x.no", "ola@sub.example.travel", "İ@x.no", "a+b@x.no", "\x1ca@b.no"]
+    both(emails, lambda s, i: t._emails(s, i, "f"), v.normalize_email)
+    phones = ["+47 912 34 567", "91234567", "0047 91234567", "01234567", "+46 70 123 45 67", "12 34", "", None,
+              "\t91234567", "+47\u00a091234567", "+4791234567 ", "9123 4567"]
+    both(phones, lambda s, i: t._phones(s, "NO", i, "f"), lambda x: v.normalize_phone(x, "NO"))
+    money = ["100.50", "0", "-0", "-0.00", "0.10", "-12.5", "012", "1e3", "12 000", "1,5", "abc", "", " 5 ", None, "1.",
+             ".5", "+7", "9" * 31, "1." + "0" * 31, "-0.5", "NaN"]
+    both(money, lambda s, i: t._money(s, i, "f", "r", False),
+         lambda x: (lambda d: None if d is None else v.format_decimal(d))(v.parse_decimal(x)))
+    tz = ZoneInfo("Europe/Oslo")
+    dates = ["2024-06-30T22:00:00.000Z", "2024-06-30T21:59:59Z", "2024-02-30", "2024-02-29", "1711929600000",
+             "2024-06-30T22:00:00+02:00", " 2024-01-01", "garbage", "", None, "2024-12-31T23:30:00.000000Z"]
+    for ptype in ("datetime", "date", None):
+        both(dates, lambda s, i: t._close_dates(s, ptype, tz, i, "f"), t._close_date_parser(ptype, tz))
+    texts = [" a ", "b", "", "  ", None, "\u00a0x\u3000", "\x1cq", "Bodø"]
+    s = pd.Series(texts, dtype="str")
+    assert t._clean_text(s).tolist() == [None if x is None else (x.strip() or None) for x in texts]
+    props = pd.DataFrame({"p:b": pd.Series(['q"\\/x', None, "\n\u2028æ"], dtype="str"), "p:a": pd.Series(["1", "2", None], dtype="str")})
+    assert [__import__("json").loads(x) for x in t._properties_json(props)] == [
+        {"a": "1", "b": 'q"\\/x'}, {"a": "2", "b": None}, {"a": None, "b": "\n\u2028æ"}]
