@@ -48,3 +48,17 @@ def test_airflow_cli_lists_the_hook():
     out = subprocess.run([str(airflow), "providers", "hooks"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "hubspot_provider.hooks.hubspot.HubSpotHook" in out.stdout
+
+
+def test_airflow_does_not_load_the_provider_source_as_plugins():
+    """Airflow imports every .py under plugins/ by file name; the provider's files must be ignored."""
+    import warnings
+    from pathlib import Path
+
+    from airflow._shared.module_loading import find_path_from_directory
+
+    plugins = Path(__file__).resolve().parents[3] / "plugins"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        files = [f for f in find_path_from_directory(str(plugins), ".airflowignore", "glob") if f.endswith(".py")]
+    assert files == []
