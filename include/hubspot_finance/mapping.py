@@ -36,9 +36,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 # HubSpot internal property names: letters, digits, underscores (custom ones are lower-case, but be lenient).
-PROPERTY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+PROPERTY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}\Z")
 EXTRA_TYPES = ("text", "number", "date", "datetime", "bool", "list")
 
 # Fixed mappable columns per table and their semantic kind (drives parsing and validation).
