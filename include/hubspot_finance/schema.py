@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 
 TYPES = {
     "postgres": {"text": "TEXT", "bool": "BOOLEAN", "ts": "TIMESTAMPTZ", "date": "DATE", "money": "NUMERIC",

@@ -101,14 +101,7 @@ def test_bad_records_end_loaded_nulled_or_rejected(sb, use, target, caplog):
     assert summary["status"] == "success"
 
 
-NUL_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "transform/load (performance's files) pass a NUL character (\\x00, legal in HubSpot's JSON strings) to PostgreSQL, "
-    "whose text/JSONB cannot hold it: COPY fails with 'invalid byte sequence for encoding \"UTF8\": 0x00' and the whole "
-    "load fails (every run, until the record changes). Fix: strip NUL from text values in the transform with an "
-    "invalid_value warning, and from the properties/raw_record JSON."))
-
-
-@pytest.mark.parametrize("target", ["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, NUL_XFAIL])], indirect=True)
+@pytest.mark.parametrize("target", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_nul_character_in_a_value_is_loaded_or_nulled_never_fails_the_load(sb, use, target):
     use(sb)
     sb.control.add_fault(path=r"objects/2026-09/contacts\?.*archived=false", status=200,

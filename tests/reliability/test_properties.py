@@ -42,10 +42,6 @@ def test_quote_accepts_only_plain_identifiers(name):
     assert STRICT_IDENT.fullmatch(name), f"{name!r} was accepted as an SQL identifier"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "schema.check_ident (performance's file) uses IDENT_RE.match with '$', which also matches before a trailing "
-    "newline: 'customers\\n' is accepted and quoted as an identifier. Not injectable (it stays inside the quotes), "
-    "but a wrong name; fix: IDENT_RE.fullmatch or \\Z."))
 def test_quote_refuses_a_trailing_newline():
     with pytest.raises(ValueError):
         quote("customers\n")

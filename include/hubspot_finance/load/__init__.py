@@ -417,8 +417,9 @@ class _Loader:
         if not rejects:
             return
         rows = [
-            (r["object_type"], r["hubspot_id"], r["run_id"], json.dumps(r["reasons"], ensure_ascii=False, default=str),
-             json.dumps(r["raw_record"], ensure_ascii=False, default=str), self.p(self.now, "ts"))
+            (r["object_type"], r["hubspot_id"], r["run_id"],
+             self.p(json.dumps(r["reasons"], ensure_ascii=False, default=str), "json"),
+             self.p(json.dumps(r["raw_record"], ensure_ascii=False, default=str), "json"), self.p(self.now, "ts"))
             for r in rejects
         ]
         marks = ", ".join([d.param] * 6)

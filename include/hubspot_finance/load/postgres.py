@@ -8,6 +8,8 @@ from a worker thread while the next chunk is transformed (the server parses in p
 from __future__ import annotations
 
 import io
+import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +27,9 @@ GREATEST = "GREATEST"
 TRUE, FALSE = "TRUE", "FALSE"
 
 
+log = logging.getLogger(__name__)
+
+
 def create_stage(cur: Any, d: Dialect, name: str, columns: list[tuple[str, str]]) -> None:
     cols = ", ".join(f"{quote(c)} {d.type(t)}" for c, t in columns)
     cur.execute(f"DROP TABLE IF EXISTS pg_temp.{quote(name)}")
@@ -40,12 +45,35 @@ def _arrow(s: pd.Series, logical: str) -> pa.Array:
     return pa.array(s, type=typ, from_pandas=True)
 
 
+# JSON's escape for NUL, when not itself escaped (an even number of backslashes before it).
+_JSON_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def strip_nul(data: bytes) -> bytes:
+    """PostgreSQL text and jsonb cannot hold NUL (HubSpot's JSON can): drop it, and say so.
+
+    Checked on the whole CSV buffer with a byte search, so clean data costs almost nothing.
+    """
+    raw = data.count(b"\x00")
+    escaped = len(_JSON_NUL.findall(data)) if b"\\u0000" in data else 0
+    if not raw and not escaped:
+        return data
+    log.warning(
+        "removed %d NUL characters from values: PostgreSQL cannot store them (the raw zone keeps them)", raw + escaped
+    )
+    if raw:
+        data = data.replace(b"\x00", b"")
+    if escaped:
+        data = _JSON_NUL.sub(rb"\1", data)
+    return data
+
+
 def csv_bytes(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> bytes:
     """``frame``'s ``columns`` as PostgreSQL CSV (NULL unquoted-empty, empty string ``""``)."""
     table = pa.Table.from_arrays([_arrow(frame[c], t) for c, t in columns], names=[c for c, _ in columns])
     buf = io.BytesIO()
     pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    return buf.getvalue()
+    return strip_nul(buf.getvalue())
 
 
 def write_stage(cur: Any, d: Dialect, name: str, columns: list[tuple[str, str]], frame: pd.DataFrame) -> None:
@@ -98,6 +126,8 @@ def assoc_merge_sql(stage: str, out: str, f: str, t: str) -> str:
 
 
 def to_param(value: Any, logical: str) -> Any:
+    if isinstance(value, str) and ("\x00" in value or "\\u0000" in value):
+        return strip_nul(value.encode()).decode()
     return value
 
 
