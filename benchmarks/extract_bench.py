@@ -36,7 +36,6 @@ def _warm(_: int) -> int:
 def _extract(args: tuple) -> dict[str, Any]:
     """One extract task (runs in a worker process)."""
     from hubspot_finance import extract
-    from hubspot_finance.mapping import load_mapping
     from hubspot_finance.objects import get_object
     from hubspot_finance.rawzone import RawZone
     from hubspot_finance.windows import Window
@@ -45,8 +44,7 @@ def _extract(args: tuple) -> dict[str, Any]:
     object_type, window, run_id, raw_uri, fraction, expected = args
     zone = RawZone(raw_uri)
     decl = get_object(object_type)
-    definitions = zone.read_reference(run_id, f"properties_{object_type}")
-    properties, dropped = extract.resolve_properties(decl, decl.properties(load_mapping()), definitions)
+    properties, dropped = extract.properties_for_run(zone, run_id, decl)
     hook = HubSpotHook(CONN_ID, budget_fraction=fraction["general"], search_fraction=fraction["search"])
     started = time.perf_counter()
     manifest = extract.extract_object(

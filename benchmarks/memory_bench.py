@@ -16,7 +16,6 @@ from benchmarks.common import CONN_ID, sandbox
 
 def _extract_contacts(raw_uri: str) -> dict[str, Any]:
     from hubspot_finance import extract
-    from hubspot_finance.mapping import load_mapping
     from hubspot_finance.objects import get_object
     from hubspot_finance.rawzone import RawZone
     from hubspot_finance.windows import plan_window
@@ -26,8 +25,7 @@ def _extract_contacts(raw_uri: str) -> dict[str, Any]:
     zone = RawZone(raw_uri)
     extract.extract_reference(hook, zone, "mem")
     decl = get_object("contacts")
-    definitions = zone.read_reference("mem", "properties_contacts")
-    properties, _ = extract.resolve_properties(decl, decl.properties(load_mapping()), definitions)
+    properties, _ = extract.properties_for_run(zone, "mem", decl)
     window = plan_window(watermark=None, now=datetime.now(timezone.utc), lag_margin=timedelta(0))
     started = time.perf_counter()
     manifest = extract.extract_object(hook, zone, decl, window, "mem", properties)

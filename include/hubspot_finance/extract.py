@@ -105,6 +105,17 @@ def resolve_properties(
     return chosen, dropped
 
 
+def properties_for_run(
+    zone: RawZone, run_id: str, decl: ObjectDecl, mapping: Any = None, extra: Sequence[str] | str = ()
+) -> tuple[list[str], list[str]]:
+    """The run's property list for ``decl``, checked against the definitions this run read."""
+    from hubspot_finance.mapping import load_mapping
+
+    definitions = zone.read_reference(run_id, f"properties_{decl.name}")
+    mapping = mapping if mapping is not None else load_mapping()
+    return resolve_properties(decl, decl.properties(mapping), definitions, extra=extra)
+
+
 def extract_reference(hook: Any, zone: RawZone, run_id: str, objects: Iterable[str] = REFERENCE_OBJECTS) -> dict[str, Any]:
     """Property definitions, deal pipelines (archived stages too) and account details, each run."""
     account = hook.get_account_details()

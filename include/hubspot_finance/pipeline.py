@@ -212,9 +212,8 @@ def extract_object(cfg: SyncConfig, plan: dict[str, Any], object_type: str, run_
     window = Window.from_dict(plan["windows"][object_type])
     zone = raw_zone(cfg)
     decl = get_object(object_type)
-    definitions = zone.read_reference(run_id, f"properties_{object_type}", default=[])
-    properties, dropped = extract.resolve_properties(
-        decl, decl.properties(load_mapping(cfg.mapping_file)), definitions, extra=cfg.extra_properties
+    properties, dropped = extract.properties_for_run(
+        zone, run_id, decl, load_mapping(cfg.mapping_file), extra=cfg.extra_properties
     )
     budget = plan.get("budget", {}).get(object_type, {"general": 1.0, "search": 1.0})
     hook = hubspot_hook(cfg, budget_fraction=budget["general"], search_fraction=budget["search"])

@@ -168,6 +168,18 @@ def missing_scopes(body: dict[str, Any]) -> list[str]:
     return scopes
 
 
+def _error_ids(body: dict[str, Any], *keys: str) -> list[str]:
+    """Ids a partial (207) answer reports in ``errors[].context`` under the first of ``keys`` present."""
+    ids: list[str] = []
+    for error in body.get("errors") or []:
+        context = (error or {}).get("context") or {}
+        for key in keys:
+            if context.get(key):
+                ids += [str(i) for i in context[key]]
+                break
+    return ids
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -662,10 +674,7 @@ class HubSpotHook(HttpHook):
             body = self.request(
                 "batch_read", "POST", path, json={"inputs": [{"id": i} for i in chunk], "properties": props}
             )
-            missing: list[str] = []
-            for error in body.get("errors") or []:
-                context = (error or {}).get("context") or {}
-                missing += [str(i) for i in context.get("ids") or []]
+            missing = _error_ids(body, "ids")
             yield BatchReadResult(results=body.get("results") or [], requested_ids=chunk, missing_ids=missing)
 
     def iter_associations(
@@ -682,11 +691,7 @@ class HubSpotHook(HttpHook):
                 cursor = ((result.get("paging") or {}).get("next") or {}).get("after")
                 if cursor:
                     pending.append({"id": str((result.get("from") or {}).get("id")), "after": str(cursor)})
-            missing: list[str] = []
-            for error in body.get("errors") or []:
-                context = (error or {}).get("context") or {}
-                missing += [str(i) for i in context.get("ids") or context.get("fromObjectIds") or []]
-            yield AssociationPage(results=results, missing_ids=missing)
+            yield AssociationPage(results=results, missing_ids=_error_ids(body, "ids", "fromObjectIds"))
 
     def get_record(self, object_type: str, record_id: str, properties: Iterable[str] = ()) -> dict[str, Any]:
         params = {"properties": ",".join(properties)} if properties else None
