@@ -355,12 +355,25 @@ def _hydrate(hook, decl, ids, properties, writer, associations, result) -> None:
     missing: list[str] = []
     for batch in hook.iter_batch_read(decl.name, ids, properties):
         _take_batch(batch, writer, associations, result)
-        missing.extend(batch.missing_ids)
+        missing.extend(_unaccounted(batch))
     if missing:
         log.info("%s: %d ids missing from a batch read (207); reading them again", decl.name, len(missing))
         for batch in hook.iter_batch_read(decl.name, missing, properties):
             _take_batch(batch, writer, associations, result)
-            result.missing_ids.extend(batch.missing_ids)
+            result.missing_ids.extend(_unaccounted(batch))
+
+
+def _unaccounted(batch) -> list[str]:
+    """Requested ids neither returned nor absorbed by a returned survivor (merge), plus those HubSpot
+    reported missing: a 207 that forgets to list an id must not lose it either."""
+    accounted = set()
+    for record in batch.results:
+        accounted.add(str(record.get("id")))
+        merged = (record.get("properties") or {}).get("hs_merged_object_ids") or ""
+        accounted.update(i for i in merged.split(";") if i)
+    reported = list(dict.fromkeys(batch.missing_ids))
+    silent = [i for i in batch.requested_ids if i not in accounted and i not in reported]
+    return reported + silent
 
 
 def _take_batch(batch, writer, associations, result) -> None:

@@ -286,3 +286,25 @@ def test_budget_is_shared_in_proportion_to_the_work(sb, hook):
     assert fractions["contacts"]["general"] > fractions["deals"]["general"] > fractions["companies"]["general"] >= 0.04
     empty = budget_fractions({"contacts": {"general_calls": 0, "search_calls": 0}, "deals": {"general_calls": 0, "search_calls": 0}})
     assert empty["contacts"]["general"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_batch_read_207_ids_are_read_again_never_lost(hubspot_connection, tmp_path, persistent):
+    # Hundreds of properties: extraction lists ids, then batch-reads them (where 207s happen).
+    with run_sandbox(seed=9, contacts=350, companies=10, deals=10, extra_properties=400) as sb:
+        sb.control.freeze_clock(T0)
+        dropped = ["120", "121", "250"]
+        sb.control.add_fault(path="contacts/batch/read", action="drop_ids", drop_ids=dropped,
+                             times=None if persistent else 1)
+        hook = HubSpotHook(hubspot_connection(sb))
+        zone = RawZone(tmp_path.as_uri())
+        full = plan_window(watermark=None, now=now(), lag_margin=LAG)
+        manifest = run(hook, zone, "contacts", full, "drop", extra="all")
+        got = {k for k, v in rows(zone, "contacts", "drop").items() if not v["archived"]}
+        live = set(truth(sb, "contacts"))
+        if persistent:
+            # Still unreadable after the second read: reported, not silently dropped.
+            assert got == live - set(dropped)
+            assert sorted(manifest["missing_ids"]) == sorted(dropped) and manifest["missing_ids_count"] == 3
+        else:
+            assert got == live and manifest["missing_ids"] == []
