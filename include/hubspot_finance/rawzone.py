@@ -48,7 +48,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -131,21 +131,15 @@ def record_schema(property_names: Iterable[str]) -> pa.Schema:
 
 
 def parse_hubspot_time(value: Any) -> datetime | None:
-    """ISO-8601 (``Z`` or offset; naive means UTC) or epoch milliseconds as digits → aware UTC datetime."""
-    if value is None:
-        return None
+    """ISO-8601 (``Z`` or offset; naive means UTC) or epoch milliseconds → aware UTC datetime; None if unreadable."""
+    from hubspot_finance.validation import parse_datetime
+
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    s = str(value).strip()
-    if not s:
-        return None
     try:
-        if s.isdigit() and s.isascii():
-            return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=int(s))
-        dt = datetime.fromisoformat(s)
-    except (ValueError, OverflowError, OSError):
+        return parse_datetime(None if value is None else str(value))
+    except (ValueError, OverflowError):
         return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 @dataclass

@@ -9,7 +9,7 @@ batch read work on those arrays with numpy, then materialise only the page they 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
