@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -43,11 +42,3 @@ def airflow_home(tmp_path_factory):
     home = AirflowHome(tmp_path_factory.mktemp("e2e"))
     home.run("db", "migrate")
     return home
-
-
-def connection_env(sb, finance: dict, **extra) -> dict[str, str]:
-    return {
-        "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps({"conn_type": "hubspot", "host": sb.url, "password": sb.token}),
-        "AIRFLOW_CONN_FINANCE_DB": json.dumps(finance),
-        **extra,
-    }

@@ -16,7 +16,7 @@ import requests
 
 from hubspot_sandbox.testing import run_sandbox
 
-from conftest import connection_env  # noqa: E402  (tests/e2e/conftest.py)
+from e2e_support import connection_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 OSLO = ZoneInfo("Europe/Oslo")

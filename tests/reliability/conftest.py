@@ -10,27 +10,7 @@ import pytest
 import reliability_harness as h
 from hubspot_sandbox.testing import run_sandbox
 
-SIZES = {"seed": 17, "contacts": 150, "companies": 30, "deals": 80}
-
-
-def live_ids(sb, object_type: str) -> list[str]:
-    import numpy as np
-
-    store = sb.portal.store(object_type)
-    return sorted(str(i) for i in store.ids(np.nonzero(store.active_mask())[0]))
-
-
-def change_things(sb) -> None:
-    """What people do in HubSpot between two nightly runs (stamped at the frozen sandbox clock)."""
-    control = sb.control
-    control.freeze_clock(h.T0 + 90 * 60_000)  # after run 1 (NOW1 = T0 + 1 h), before run 2 (NOW2)
-    contacts, deals = live_ids(sb, "contacts"), live_ids(sb, "deals")
-    control.create("contacts", {"email": "Ny.Kunde@Eksempel.NO", "firstname": "Åsne", "lastname": "Ødegård"})
-    control.modify("contacts", contacts[3], {"city": "Kristiansand"})
-    control.archive("contacts", contacts[4])
-    control.merge("contacts", contacts[8], contacts[9])
-    control.modify("deals", deals[2], {"amount": "0.30", "dealstage": "closedwon"})
-    control.create("deals", {"dealname": "Ny avtale", "amount": "1500.00", "deal_currency_code": "NOK"})
+SIZES, live_ids, change_things = h.SIZES, h.live_ids, h.change_things
 
 
 @pytest.fixture(scope="module")

@@ -168,5 +168,28 @@ def _child(spec: dict[str, Any]) -> None:
     print("CHILD-DONE")
 
 
+
+SIZES = {"seed": 17, "contacts": 150, "companies": 30, "deals": 80}
+
+
+def live_ids(sb, object_type: str) -> list[str]:
+    import numpy as np
+
+    store = sb.portal.store(object_type)
+    return sorted(str(i) for i in store.ids(np.nonzero(store.active_mask())[0]))
+
+
+def change_things(sb) -> None:
+    """What people do in HubSpot between two nightly runs (stamped at the frozen sandbox clock)."""
+    control = sb.control
+    control.freeze_clock(T0 + 90 * 60_000)  # after run 1 (NOW1 = T0 + 1 h), before run 2 (NOW2)
+    contacts, deals = live_ids(sb, "contacts"), live_ids(sb, "deals")
+    control.create("contacts", {"email": "Ny.Kunde@Eksempel.NO", "firstname": "Åsne", "lastname": "Ødegård"})
+    control.modify("contacts", contacts[3], {"city": "Kristiansand"})
+    control.archive("contacts", contacts[4])
+    control.merge("contacts", contacts[8], contacts[9])
+    control.modify("deals", deals[2], {"amount": "0.30", "dealstage": "closedwon"})
+    control.create("deals", {"dealname": "Ny avtale", "amount": "1500.00", "deal_currency_code": "NOK"})
+
 if __name__ == "__main__":
     _child(json.loads(sys.argv[1]))

@@ -4,7 +4,6 @@ or a rejected_records row with its reasons; never a crash, never a silent drop, 
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import requests

@@ -5,17 +5,14 @@ the next run converges."""
 
 from __future__ import annotations
 
-import logging
 
 import pytest
 
 import reliability_harness as h
-from conftest import change_things
 from hubspot_provider.errors import (
     HubSpotAuthError,
     HubSpotDailyLimitError,
     HubSpotRetriesExhaustedError,
-    HubSpotScopeError,
 )
 
 TEN_SECONDLY = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.", "errorType": "RATE_LIMIT",
@@ -47,7 +44,7 @@ def test_passing_fault_gives_exactly_the_fault_free_tables(sb, use, target, refe
     _with_fault(sb, PASSING_FAULTS[name])  # full run
     h.sync("run-1", h.NOW1)
     assert target.snapshot() == reference["run1"]
-    change_things(sb)
+    h.change_things(sb)
     _with_fault(sb, PASSING_FAULTS[name])  # incremental run
     h.sync("run-2", h.NOW2)
     assert target.snapshot() == reference["run2"]
@@ -71,14 +68,14 @@ def test_real_limits_far_below_the_clients_ceiling(sb, use, target, reference):
                           reset_counters=True)
     h.sync("run-1", h.NOW1)
     assert target.snapshot() == reference["run1"]
-    change_things(sb)
+    h.change_things(sb)
     h.sync("run-2", h.NOW2)
     assert target.snapshot() == reference["run2"]
 
 
 def _first_run_then_changes(sb, target):
     h.sync("run-1", h.NOW1)
-    change_things(sb)
+    h.change_things(sb)
     return target.snapshot(), target.watermarks()
 
 
@@ -132,7 +129,7 @@ def test_daily_limit_mid_run_stops_at_once_and_next_run_has_no_gap(sb, use, targ
 
 def test_token_revoked_mid_run_fails_naming_the_fix(use, target, tmp_path):
     from hubspot_sandbox.testing import run_sandbox
-    from conftest import SIZES
+    SIZES = h.SIZES
 
     with run_sandbox(frozen_clock_ms=h.T0, **SIZES) as sb:
         use(sb)

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 import reliability_harness as h
-from conftest import change_things
 from hubspot_finance import rawzone
 from hubspot_finance.load import BLOCK_ENV
 from hubspot_finance.rawzone import BLOCK_AT_ENV, IncompleteDatasetError, RawZone, RawZoneError
@@ -67,7 +66,7 @@ KILL_POINTS = [
 def test_kill_9_then_the_retry_converges(sb, use, target, reference, tmp_path, point, incomplete):
     env = use(sb)
     h.sync("run-1", h.NOW1)
-    change_things(sb)
+    h.change_things(sb)
     before, watermarks = target.snapshot(), target.watermarks()
     proc, _ = start_child(env, "run-2", h.NOW2, tmp_path, point)
     kill9(proc)
@@ -91,7 +90,7 @@ def test_kill_9_then_the_retry_converges(sb, use, target, reference, tmp_path, p
 def test_kill_9_mid_transform_and_load_on_postgres(sb, use, target, reference, tmp_path, point):
     env = use(sb)
     h.sync("run-1", h.NOW1)
-    change_things(sb)
+    h.change_things(sb)
     before = target.snapshot()
     proc, _ = start_child(env, "run-2", h.NOW2, tmp_path, point)
     kill9(proc)
@@ -105,7 +104,7 @@ def test_kill_9_mid_transform_and_load_on_postgres(sb, use, target, reference, t
 def test_database_unreachable_at_load_start_then_retry(sb, use, target, reference, monkeypatch):
     use(sb)
     h.sync("run-1", h.NOW1)
-    change_things(sb)
+    h.change_things(sb)
     before = target.snapshot()
     planned = h.plan("run-2", h.NOW2)
     manifests = h.extract(planned, "run-2")
@@ -127,7 +126,7 @@ def test_connection_dropped_mid_transaction_commits_nothing(sb, use, target, ref
 
     env = use(sb)
     h.sync("run-1", h.NOW1)
-    change_things(sb)
+    h.change_things(sb)
     before = target.snapshot()
     proc, marker = start_child(env, "run-2", h.NOW2, tmp_path, "read_part:associations/")
     with psycopg.connect(target.target, autocommit=True) as admin:
@@ -149,7 +148,7 @@ def test_connection_dropped_mid_transaction_commits_nothing(sb, use, target, ref
 def test_disk_full_while_writing_parquet(sb, use, target, reference, monkeypatch, tmp_path):
     use(sb)
     h.sync("run-1", h.NOW1)
-    change_things(sb)
+    h.change_things(sb)
     before, watermarks = target.snapshot(), target.watermarks()
     real = rawzone._write_parquet
 
@@ -179,7 +178,7 @@ def test_disk_full_while_writing_parquet(sb, use, target, reference, monkeypatch
 def test_two_runs_at_once_one_waits_and_the_watermark_never_moves_back(sb, use, target, reference, tmp_path):
     env = use(sb)
     h.sync("run-1", h.NOW1)
-    change_things(sb)
+    h.change_things(sb)
     old_plan = h.plan("run-old", h.NOW1 + (h.NOW2 - h.NOW1) / 4)  # an older, shorter window
     old_manifests = h.extract(old_plan, "run-old")
     proc, marker = start_child(env, "run-new", h.NOW2, tmp_path, "read_part:deals/run")  # holds the load lock
