@@ -352,12 +352,15 @@ def _currency(raw: pd.Series, ref: Reference, issues: _Issues, col: str) -> pd.S
 def _labels(out: dict[str, Any], ref: Reference, issues: _Issues) -> None:
     """Pipeline/stage labels: resolved once per distinct (pipeline, stage) pair, then mapped."""
     index = out["pipeline_id"].index
-    pairs = pd.DataFrame({"p": out["pipeline_id"], "s": out["stage_id"]}).astype(object)
-    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(pairs.fillna("\x00")))
+    # factorize each column (None → -1), then the pair of integer codes: no per-row Python
+    cp, up = pd.factorize(out["pipeline_id"].to_numpy(dtype=object))
+    cs, us = pd.factorize(out["stage_id"].to_numpy(dtype=object))
+    width = len(us) + 1
+    codes, uc = pd.factorize((cp.astype(np.int64) + 1) * width + (cs + 1))
     resolved = []
-    for pid, sid in uniq:
-        pid = None if pid == "\x00" else pid
-        sid = None if sid == "\x00" else sid
+    for c in uc.tolist():
+        pid = None if c // width == 0 else up[c // width - 1]
+        sid = None if c % width == 0 else us[c % width - 1]
         stage = None
         if sid:
             stage = ref.stages.get((pid, sid)) if pid else None
@@ -367,10 +370,10 @@ def _labels(out: dict[str, Any], ref: Reference, issues: _Issues) -> None:
     if resolved:
         for name, pos in (("pipeline_label", 0),):
             out[name] = pd.Series(np.array([r[0] for r in resolved], dtype=object)[codes], index=index, dtype=object)
-        st = np.array([r[1] for r in resolved], dtype=object)[codes]
-        out["stage_label"] = pd.Series([x.label if x else None for x in st], index=index, dtype=object)
-        out["is_closed"] = pd.Series([x.is_closed if x else None for x in st], index=index, dtype=object)
-        out["is_won"] = pd.Series([x.is_won if x else None for x in st], index=index, dtype=object)
+        for name, attr in (("stage_label", "label"), ("is_closed", "is_closed"), ("is_won", "is_won")):
+            per = np.empty(len(resolved), dtype=object)
+            per[:] = [getattr(r[1], attr) if r[1] else None for r in resolved]
+            out[name] = pd.Series(per[codes], index=index, dtype=object)
         warn_p = np.array([r[2] for r in resolved])[codes]
         warn_s = np.array([r[3] for r in resolved])[codes]
         for i in np.flatnonzero(warn_p | warn_s):
@@ -412,8 +415,11 @@ def _properties_json(frame: pd.DataFrame) -> pd.Series:
         parts = []
         for i, c in enumerate(pcols):
             name = json.dumps(c[len(PROPERTY_PREFIX):], ensure_ascii=False)
-            parts.append(pc.binary_join_element_wise(("{" if i == 0 else ",") + name + ":", _json_escape(_arr(frame[c])), ""))
-        return _obj(pc.binary_join_element_wise(*parts, "}", ""), frame.index)
+            head = ("{" if i == 0 else ",") + name + ":"
+            parts.append(pc.fill_null(pc.binary_join_element_wise(head + '"', _json_escape_inner(_arr(frame[c])), '"', ""),
+                                      head + "null"))
+        # kept as Arrow (never null): the loader hands it to the CSV writer without a Python-object round trip
+        return pd.Series(pd.arrays.ArrowExtensionArray(pc.binary_join_element_wise(*parts, "}", "")), index=frame.index)
     sub = frame[pcols].astype(object)
     sub = sub.where(sub.notna(), None)
     sub.columns = [c[len(PROPERTY_PREFIX):] for c in pcols]
@@ -522,6 +528,22 @@ def _close_dates(raw: pd.Series, prop_type: str | None, tz: ZoneInfo, issues: _I
         fast[idx] = True
     return _fast_apply(raw, fast, out, _close_date_parser(prop_type, tz), issues, rule="invalid_close_date",
                        field_=col, reject=True)
+
+
+_JSON_SPECIAL = '[\\\\"\x00-\x1f\u2028\u2029]'
+
+
+def _json_escape_inner(arr: pa.Array) -> pa.Array:
+    """What goes between the quotes of each value's JSON string literal (null stays null).
+
+    One regex pass finds the rare values that need escaping; clean columns are returned as they are."""
+    special = _mask(pc.match_substring_regex(arr, _JSON_SPECIAL))
+    if not special.any():
+        return arr
+    vals = arr.to_numpy(zero_copy_only=False).copy()
+    for i in np.flatnonzero(special):
+        vals[i] = json.dumps(vals[i], ensure_ascii=False)[1:-1]
+    return pa.array(vals, type=pa.string())
 
 
 def _json_escape(arr: pa.Array) -> pa.Array:

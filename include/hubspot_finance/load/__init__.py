@@ -33,7 +33,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import multiprocessing as mp
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import ModuleType
@@ -118,15 +122,85 @@ def _connection(db: Any) -> tuple[Any, bool]:
 def load_run(db: Any, plan: LoadPlan) -> RunSummary:
     """Load ``plan`` atomically; returns the run summary (also written to ``sync_runs``)."""
     conn, owned = _connection(db)
+    loader = None
     try:
-        return _Loader(conn, plan).run()
+        loader = _Loader(conn, plan)
+        return loader.run()
     finally:
+        if loader is not None and loader._executor is not None:
+            loader._executor.shutdown(wait=True, cancel_futures=True)
         if owned:
             conn.close()
 
 
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+PARALLEL_MIN_ROWS = 100_000  # PostgreSQL datasets at least this big may be transformed in worker processes
+# Transform worker processes (0 = in this process). Off by default: on 2 cores the PostgreSQL backend
+# (COPY parsing, index builds) already uses the second core and a worker made loads ~15 % slower.
+PARALLEL_WORKERS = int(os.environ.get("HUBSPOT_FINANCE_LOAD_WORKERS", "0") or 0)
+
+
+@dataclass
+class _ChunkJob:
+    """What a chunk's transform needs (picklable: runs in a worker process for big datasets)."""
+
+    object_type: str
+    mapping: Mapping
+    reference: Reference
+    run_id: str
+    phone_region: str
+    key: str
+    dups: set[str]
+    sql_dedup: bool
+    direct: bool
+    synced_at: pd.Timestamp
+    csv_columns: list[tuple[str, str]] | None  # PostgreSQL: the rows come back as COPY CSV bytes
+
+
+@dataclass
+class _ChunkOut:
+    rows: pd.DataFrame | None
+    csv: bytes | None
+    n_written: int
+    held: pd.DataFrame | None
+    deleted: int
+    merges: list[tuple[str, str, datetime]]
+    rejects: list[dict[str, Any]]
+    warnings: dict[str, int]
+    max_updated: datetime | None
+
+
+def _process_chunk(job: _ChunkJob, table: pa.Table, offset: int) -> _ChunkOut:
+    """Raw-zone part → transformed rows ready for the bulk writer (+ held duplicates, rejects, merges, counts).
+
+    ``offset`` (the raw rows of the parts before this one) orders duplicate ids across chunks."""
+    res = transform_chunk(table.to_pandas(), job.object_type, mapping=job.mapping, reference=job.reference,
+                          run_id=job.run_id, phone_region=job.phone_region)
+    rows = res.rows
+    held = None
+    if job.sql_dedup:
+        rows = rows.assign(_ord=range(offset, offset + len(rows)))
+    elif job.dups and len(rows):
+        hold = rows[job.key].isin(job.dups).to_numpy()
+        if hold.any():
+            held = rows[hold].assign(_ord=np.arange(offset, offset + len(rows))[hold])
+            rows = rows[~hold]
+    if job.direct:
+        rows = rows.assign(synced_at=job.synced_at, sync_run_id=job.run_id)
+    deleted = int(rows["is_deleted"].sum()) if job.direct and len(rows) else 0
+    max_updated = None
+    if len(res.rows):
+        m = res.rows["updated_at"].max()
+        if pd.notna(m):
+            max_updated = m.to_pydatetime()
+    csv = None
+    if job.csv_columns is not None:
+        csv = _pg.csv_bytes(rows, job.csv_columns) if len(rows) else b""
+    return _ChunkOut(rows if csv is None else None, csv, len(rows), held, deleted, res.merges, res.rejects,
+                     dict(res.warnings), max_updated)
 
 
 class _Loader:
@@ -141,6 +215,7 @@ class _Loader:
         self.summary = RunSummary(plan.run_id, started_at=_iso(self.now))
         self.mode = plan.mode or self._mode_from_manifests()
         self.summary.mode = self.mode
+        self._executor: ProcessPoolExecutor | None = None
 
     # --------------------------------------------------------------- helpers
     def _mode_from_manifests(self) -> str | None:
@@ -220,6 +295,43 @@ class _Loader:
         s = s[s.notna()]
         return set(s[s.duplicated(keep=False)].tolist())
 
+    def _chunks(self, job: _ChunkJob, manifest: Manifest) -> Iterator[_ChunkOut]:
+        """Every part of ``manifest`` through :func:`_process_chunk`, in order.
+
+        Big PostgreSQL datasets use a worker process (the second core): it transforms chunk n+1 and
+        renders its CSV while this process streams chunk n into COPY. At most ``PARALLEL_WORKERS + 1``
+        chunks are in flight, so memory stays bounded by the chunk size.
+        """
+        offset = 0
+        tables = self.plan.zone.iter_tables(manifest)
+        if job.csv_columns is None or PARALLEL_WORKERS < 1 or manifest.rows < PARALLEL_MIN_ROWS:
+            for table in tables:
+                n = table.num_rows
+                yield _process_chunk(job, table, offset)
+                offset += n
+            return
+        pool = self._pool()
+        pending: deque[Any] = deque()
+        try:
+            for table in tables:
+                pending.append(pool.submit(_process_chunk, job, table, offset))
+                offset += table.num_rows
+                del table
+                if len(pending) > PARALLEL_WORKERS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["hubspot_finance.load"])  # not __main__: workers need only this package
+            self._executor = ProcessPoolExecutor(max_workers=PARALLEL_WORKERS, mp_context=ctx)
+        return self._executor
+
     def _load_object(self, object_type: str, manifest: Manifest, reference: Reference) -> None:
         """Transform every chunk and stream it into the database with ONE bulk writer per table.
 
@@ -253,9 +365,11 @@ class _Loader:
         held: list[pd.DataFrame] = []
         rejects: list[dict[str, Any]] = []
         warnings: dict[str, int] = {}
-        offset = 0
         deleted = 0
         max_updated: datetime | None = None
+        job = _ChunkJob(object_type, self.mapping, reference, self.plan.run_id, self.cfg.phone_region, key, dups,
+                        sql_dedup, direct, pd.Timestamp(self.now).as_unit("ms"),
+                        wcols if d.name == "postgres" else None)
 
         def prepare(rows: pd.DataFrame) -> pd.DataFrame:
             if direct:
@@ -263,30 +377,17 @@ class _Loader:
             return rows
 
         with ops.open_writer(cur, target, wcols) as writer:
-            for frame in self.plan.zone.iter_frames(manifest):
-                res = transform_chunk(frame, object_type, mapping=self.mapping, reference=reference,
-                                      run_id=self.plan.run_id, phone_region=self.cfg.phone_region)
-                rows = res.rows
-                if sql_dedup:
-                    rows = rows.assign(_ord=range(offset, offset + len(rows)))
-                elif dups and len(rows):
-                    hold = rows[key].isin(dups).to_numpy()
-                    if hold.any():
-                        held.append(rows[hold].assign(_ord=np.arange(offset, offset + len(rows))[hold]))
-                        rows = rows[~hold]
-                offset += len(res.rows)
-                writer.write(prepare(rows))
-                if direct:
-                    deleted += int(rows["is_deleted"].sum())
-                merges.extend(res.merges)
-                rejects.extend(res.rejects)
-                for k, n in res.warnings.items():
+            for out in self._chunks(job, manifest):
+                writer.write(out.rows) if out.csv is None else writer.write_csv(out.csv, out.n_written)
+                deleted += out.deleted
+                if out.held is not None:
+                    held.append(out.held)
+                merges.extend(out.merges)
+                rejects.extend(out.rejects)
+                for k, n in out.warnings.items():
                     warnings[k] = warnings.get(k, 0) + n
-                if len(res.rows):
-                    m = res.rows["updated_at"].max()
-                    if pd.notna(m):
-                        m = m.to_pydatetime()
-                        max_updated = m if max_updated is None or m > max_updated else max_updated
+                if out.max_updated is not None:
+                    max_updated = out.max_updated if max_updated is None or out.max_updated > max_updated else max_updated
             if held:
                 h = pd.concat(held, ignore_index=True).sort_values(["updated_at", "_ord"], kind="stable")
                 h = h.drop_duplicates(key, keep="last").sort_values("_ord").drop(columns="_ord")

@@ -361,3 +361,27 @@ def test_concurrent_loads_are_serialized(db, zone, tmp_path):
     th.join()
     assert db.rows("contracts", "amount")[0] == {"amount": "3"}
     assert [r["run_id"] for r in db.rows("sync_runs", "DISTINCT run_id")] == ["r1", "r3"]
+
+
+@pytest.mark.postgres
+def test_worker_process_path_gives_the_same_results(db, zone, monkeypatch):
+    """Big PostgreSQL datasets are transformed in a worker process: same rows, counts, dedup and replay rules."""
+    if db.kind != "postgres":
+        pytest.skip("the worker path is PostgreSQL only")
+    import hubspot_finance.load as load_mod
+
+    monkeypatch.setattr(load_mod, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(load_mod, "PARALLEL_WORKERS", 1)
+    write_run(zone, "r1", deals=[deal("100", iso(5), amount="5"), deal("100", iso(3), amount="3"), deal("101", iso(4)),
+                                 deal("100", iso(4), amount="4"), deal("102", iso(2), amount="x")],
+              contacts=[rec("1", iso(3), email="A@b.no"), rec("2", iso(3), archived=True)])
+    s = db.load(zone, "r1")
+    assert (s.objects["deals"].distinct, s.objects["deals"].inserted, s.objects["deals"].rejected) == (2, 2, 1)
+    assert db.rows("contracts", "hubspot_deal_id, amount, updated_at", order="hubspot_deal_id") == [
+        {"hubspot_deal_id": "100", "amount": "5", "updated_at": iso(5)},
+        {"hubspot_deal_id": "101", "amount": "100.50", "updated_at": iso(4)}]
+    before = snapshot(db, drop=())
+    s = db.load(zone, "r1")  # staged path: everything unchanged, synced_at kept
+    assert (s.objects["deals"].unchanged, s.objects["deals"].updated, s.objects["contacts"].unchanged) == (2, 0, 2)
+    after = snapshot(db, drop=())
+    assert after["contracts"] == before["contracts"] and after["customers"] == before["customers"]
