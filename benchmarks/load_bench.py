@@ -6,7 +6,7 @@ Entry point for the bench runner::
     result = load_bench.run(scale=1.0, pg_dsn="postgresql://postgres@127.0.0.1:5432/test")  # -> dict
 
 ``run(scale=1.0, pg_dsn=DEFAULT_PG_DSN, out=None, *, workdir=None, sqlite=True, to_sql_sample=200_000,
-keep=False) -> dict``
+keep=False, in_process=False) -> dict`` (``in_process``: every step in this process — smoke tests only).
 
 - ``scale``: 1.0 = 1,000,000 contacts + 500,000 deals; 0.01 = a smoke run.
 - ``pg_dsn``: a PostgreSQL database the bench may use; it creates and drops the schemas ``bench_load`` and
@@ -242,8 +242,9 @@ def _write_dataset(args: tuple) -> int:
     return w.rows
 
 
-def generate(root: str, contacts: int, deals: int, seed: int = 7) -> dict[str, int]:
-    """Write both runs (initial, 20 %-changed) of contacts and deals under ``root``, two processes at once."""
+def generate(root: str, contacts: int, deals: int, seed: int = 7, in_process: bool = False) -> dict[str, int]:
+    """Write both runs (initial, 20 %-changed) of contacts and deals under ``root``, two processes at once
+    (``in_process``: one after the other in this process — for smoke tests, where spawning costs more)."""
     from hubspot_finance.rawzone import RawZone
 
     zone = RawZone(root)
@@ -254,8 +255,11 @@ def generate(root: str, contacts: int, deals: int, seed: int = 7) -> dict[str, i
             zone.write_reference(run_id, f"properties_{ot}", props)
     jobs = [(root, "contacts", RUN_INITIAL, contacts, seed, False), (root, "contacts", RUN_UPSERT, contacts, seed, True),
             (root, "deals", RUN_INITIAL, deals, seed, False), (root, "deals", RUN_UPSERT, deals, seed, True)]
-    with mp.get_context("spawn").Pool(2) as pool:
-        rows = pool.map(_write_dataset, jobs)
+    if in_process:
+        rows = [_write_dataset(j) for j in jobs]
+    else:
+        with mp.get_context("spawn").Pool(2) as pool:
+            rows = pool.map(_write_dataset, jobs)
     return {f"{j[1]}/{j[2]}": r for j, r in zip(jobs, rows)}
 
 
@@ -334,7 +338,9 @@ def _child_to_sql(args: tuple) -> dict[str, Any]:
     return {"seconds": seconds, "rows": rows}
 
 
-def _in_child(fn: Any, args: tuple) -> Any:
+def _in_child(fn: Any, args: tuple, in_process: bool = False) -> Any:
+    if in_process:  # smoke tests: no interpreter start-up; peak RSS is then this process's
+        return fn(args)
     with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
         return pool.apply(fn, (args,))
 
@@ -401,7 +407,7 @@ def _ratio(a: float, b: float) -> float | None:
 # ----------------------------------------------------------------------------- entry points
 def run(scale: float = 1.0, pg_dsn: str = DEFAULT_PG_DSN, out: dict | None = None, *, workdir: str | None = None,
         sqlite: bool = True, sqlite_scale: float | None = None, to_sql_sample: int = 200_000, keep: bool = False,
-        log: Any = None) -> dict[str, Any]:
+        log: Any = None, in_process: bool = False) -> dict[str, Any]:
     """Run the load benchmark; returns (and fills ``out`` with) the results dict (see the module docstring)."""
     log = log or (lambda msg: print(f"[load_bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True))
     out = {} if out is None else out
@@ -412,15 +418,15 @@ def run(scale: float = 1.0, pg_dsn: str = DEFAULT_PG_DSN, out: dict | None = Non
     root = (tmp / "raw").as_uri()
     try:
         t0 = time.perf_counter()
-        written = generate(root, contacts, deals)
+        written = generate(root, contacts, deals, in_process=in_process)
         out.update({"scale": scale, "contacts": contacts, "deals": deals, "changed_share": CHANGED_SHARE,
                     "raw_records": written, "generate_seconds": round(time.perf_counter() - t0, 2)})
         log(f"generated {contacts} contacts + {deals} deals (×2 runs) in {out['generate_seconds']} s")
 
         _reset_pg(pg_dsn)
-        initial = _in_child(_child_load, ("postgres", pg_dsn, root, RUN_INITIAL))
+        initial = _in_child(_child_load, ("postgres", pg_dsn, root, RUN_INITIAL), in_process)
         log(f"postgres initial load: {initial['seconds']:.2f} s, peak RSS {initial['peak_rss_mib']:.0f} MiB")
-        upsert = _in_child(_child_load, ("postgres", pg_dsn, root, RUN_UPSERT))
+        upsert = _in_child(_child_load, ("postgres", pg_dsn, root, RUN_UPSERT), in_process)
         log(f"postgres 20% upsert: {upsert['seconds']:.2f} s, peak RSS {upsert['peak_rss_mib']:.0f} MiB")
         loaded_rows = sum(o["distinct"] - o["stale"] for o in initial["objects"].values())
         copy = _copy_baseline(pg_dsn, tmp)
@@ -428,7 +434,7 @@ def run(scale: float = 1.0, pg_dsn: str = DEFAULT_PG_DSN, out: dict | None = Non
         sample_total = min(to_sql_sample, contacts + deals)
         limit = {"contacts": round(sample_total * contacts / (contacts + deals))}
         limit["deals"] = sample_total - limit["contacts"]
-        to_sql = _in_child(_child_to_sql, ("postgres", pg_dsn, root, limit))
+        to_sql = _in_child(_child_to_sql, ("postgres", pg_dsn, root, limit), in_process)
         full_rows = initial["objects"]["contacts"]["extracted"] + initial["objects"]["deals"]["extracted"]
         to_sql["scaled_seconds"] = to_sql["seconds"] * full_rows / max(1, to_sql["rows"])
         log(f"to_sql sample {to_sql['rows']} rows: {to_sql['seconds']:.2f} s (scaled {to_sql['scaled_seconds']:.1f} s)")
@@ -460,15 +466,16 @@ def run(scale: float = 1.0, pg_dsn: str = DEFAULT_PG_DSN, out: dict | None = Non
             s_root = root
             if s_scale != scale:
                 s_root = (tmp / "raw_sqlite").as_uri()
-                generate(s_root, max(1, round(FULL_CONTACTS * s_scale)), max(1, round(FULL_DEALS * s_scale)))
+                generate(s_root, max(1, round(FULL_CONTACTS * s_scale)), max(1, round(FULL_DEALS * s_scale)),
+                         in_process=in_process)
             db = tmp / "finance.db"
-            s_init = _in_child(_child_load, ("sqlite", str(db), s_root, RUN_INITIAL))
-            s_up = _in_child(_child_load, ("sqlite", str(db), s_root, RUN_UPSERT))
+            s_init = _in_child(_child_load, ("sqlite", str(db), s_root, RUN_INITIAL), in_process)
+            s_up = _in_child(_child_load, ("sqlite", str(db), s_root, RUN_UPSERT), in_process)
             s_rows = s_init["objects"]["contacts"]["extracted"] + s_init["objects"]["deals"]["extracted"]
             s_sample = min(to_sql_sample, s_rows)
             s_limit = {"contacts": round(s_sample * 2 / 3)}
             s_limit["deals"] = s_sample - s_limit["contacts"]
-            s_to_sql = _in_child(_child_to_sql, ("sqlite", str(tmp / "to_sql.db"), s_root, s_limit))
+            s_to_sql = _in_child(_child_to_sql, ("sqlite", str(tmp / "to_sql.db"), s_root, s_limit), in_process)
             s_to_sql["scaled_seconds"] = s_to_sql["seconds"] * s_rows / max(1, s_to_sql["rows"])
             out["sqlite"] = {
                 "scale": s_scale, "rows": s_rows,

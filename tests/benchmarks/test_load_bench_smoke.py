@@ -14,7 +14,8 @@ from benchmarks import load_bench  # noqa: E402
 
 @pytest.mark.postgres
 def test_load_bench_smoke(pg_dsn, tmp_path):
-    res = load_bench.run(scale=0.003, pg_dsn=pg_dsn, workdir=str(tmp_path / "bench"), to_sql_sample=1500, log=lambda m: None)
+    res = load_bench.run(scale=0.003, pg_dsn=pg_dsn, workdir=str(tmp_path / "bench"), to_sql_sample=1500, log=lambda m: None,
+                         in_process=True)
     assert (res["contacts"], res["deals"]) == (3000, 1500)
     pg = res["postgres"]
     for step in ("copy", "load_initial", "load_upsert", "to_sql"):
