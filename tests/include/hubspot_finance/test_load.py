@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assoc, iso, rec, write_run
+from finance_testdata import assoc, iso, rec, write_run
 from hubspot_finance.load import BLOCK_ENV, LoadConfig
 from hubspot_finance.mapping import validate_mapping, _default_raw
 from hubspot_finance.state import read_watermark, read_watermarks
@@ -295,7 +295,7 @@ _CHILD = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {testdir!r})
-    from conftest import Db
+    from finance_testdata import Db
     from hubspot_finance.rawzone import RawZone
     db = Db({kind!r}, {target!r}, {schema!r})
     db.load(RawZone({root!r}), {run!r})
@@ -364,10 +364,9 @@ def test_concurrent_loads_are_serialized(db, zone, tmp_path):
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)  # the worker path is PostgreSQL only
 def test_worker_process_path_gives_the_same_results(db, zone, monkeypatch):
     """Big PostgreSQL datasets are transformed in a worker process: same rows, counts, dedup and replay rules."""
-    if db.kind != "postgres":
-        pytest.skip("the worker path is PostgreSQL only")
     import hubspot_finance.load as load_mod
 
     monkeypatch.setattr(load_mod, "PARALLEL_MIN_ROWS", 0)

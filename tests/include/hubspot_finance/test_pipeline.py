@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import rec, write_run
+from finance_testdata import rec, write_run
 from hubspot_finance import pipeline
 from hubspot_finance.config import ConfigError, SyncConfig
 from hubspot_finance.mapping import MappingError

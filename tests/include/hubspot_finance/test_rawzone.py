@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from conftest import assoc, iso, rec
+from finance_testdata import assoc, iso, rec
 from hubspot_finance.rawzone import ASSOCIATION_SCHEMA, IncompleteDatasetError, RawZone, RawZoneError, record_schema, sanitize_run_id
 
 RUN = "scheduled__2024-01-01T02:00:00+00:00"

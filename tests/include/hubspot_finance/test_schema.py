@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import iso, rec, write_run
+from finance_testdata import iso, rec, write_run
 from hubspot_finance.schema import LATEST_VERSION, Dialect, applied_versions, migrate
 
 

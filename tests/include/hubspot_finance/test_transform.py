@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from conftest import ACCOUNT, PIPELINES, PROPERTIES, iso, rec
+from finance_testdata import ACCOUNT, PIPELINES, PROPERTIES, iso, rec
 from hubspot_finance.mapping import load_mapping
 from hubspot_finance.objects import OBJECTS
 from hubspot_finance.rawzone import RawZone
