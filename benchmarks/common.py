@@ -36,9 +36,17 @@ def sandbox(workdir: Path, *, contacts: int, deals: int, companies: int, tier: s
         yield url, token
 
 
-def peak_rss_children_mib() -> float:
-    """Peak RSS of the largest child process that has ended so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (``VmHWM``), in MiB.
+
+    Not ``ru_maxrss``: Linux carries it across fork and exec, so a fresh child process would report
+    its parent's peak if that was higher.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover - not Linux
 
 
 class Timer:

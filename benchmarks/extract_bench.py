@@ -10,7 +10,6 @@ separate and overlap, so the ceiling is the larger of the two quotients.
 from __future__ import annotations
 
 import math
-import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -18,7 +17,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CONN_ID, sandbox
+from benchmarks.common import CONN_ID, peak_rss_mib, sandbox
 
 GENERAL_PER_SECOND = 19.0  # Professional: 190 per 10 s
 SEARCH_PER_SECOND = 5.0
@@ -52,7 +51,7 @@ def _extract(args: tuple) -> dict[str, Any]:
         expected_records=expected,
     )
     manifest["task_seconds"] = time.perf_counter() - started
-    manifest["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    manifest["peak_rss_mib"] = peak_rss_mib()
     return manifest
 
 

@@ -27,7 +27,7 @@ What is measured (all in the same run, same machine):
     (SQLite runs on ``sqlite_scale`` × the full counts, default the same as ``scale`` capped at 0.3, since
     SQLite is the small-installation backend; its rows/s figures are what matter).
 
-Each load runs in a fresh child process; its peak RSS (``ru_maxrss``) is reported. The raw data is
+Each load runs in a fresh child process; its own peak RSS (``VmHWM``) is reported. The raw data is
 generated with the project's own :class:`~hubspot_finance.rawzone.RawZone` writer: Norwegian-looking
 contacts and deals with a small share of invalid values (bad e-mails/phones → warnings; malformed amounts,
 unknown currencies, impossible close dates → rejects), archived records, merges and a few duplicate ids.
@@ -44,7 +44,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import sqlite3
 import sys
@@ -265,7 +264,9 @@ def generate(root: str, contacts: int, deals: int, seed: int = 7, in_process: bo
 
 # ----------------------------------------------------------------------------- measured steps (child processes)
 def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from benchmarks.common import peak_rss_mib
+
+    return peak_rss_mib()
 
 
 def _child_load(args: tuple) -> dict[str, Any]:

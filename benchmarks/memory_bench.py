@@ -3,7 +3,6 @@ runs them, against the sandbox with its limits off (memory, not the rate budget,
 
 from __future__ import annotations
 
-import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -11,7 +10,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CONN_ID, sandbox
+from benchmarks.common import CONN_ID, peak_rss_mib, sandbox
 
 
 def _extract_contacts(raw_uri: str) -> dict[str, Any]:
@@ -30,7 +29,7 @@ def _extract_contacts(raw_uri: str) -> dict[str, Any]:
     started = time.perf_counter()
     manifest = extract.extract_object(hook, zone, decl, window, "mem", properties)
     return {"rows": manifest["rows"], "seconds": time.perf_counter() - started,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": peak_rss_mib()}
 
 
 def _load(raw_uri: str, target: str) -> dict[str, Any]:
@@ -55,7 +54,7 @@ def _load(raw_uri: str, target: str) -> dict[str, Any]:
     summary = load_run(conn, plan)
     conn.close()
     return {"loaded": summary.objects["contacts"].loaded, "seconds": time.perf_counter() - started,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": peak_rss_mib()}
 
 
 def measure(workdir: Path, contacts: int, target: str) -> dict[str, Any]:
