@@ -88,3 +88,26 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("  ".join("-" * w for w in widths))
     for c in cells:
         print("  ".join(v[:w].ljust(w) for v, w in zip(c, widths)))
+
+
+def timed_load(plan: Any, target: str, schema: str) -> tuple[float, Any]:
+    """Run our load of ``plan`` into a fresh ``schema`` (PostgreSQL DSN) or file (SQLite path); (seconds, summary)."""
+    from hubspot_finance.load import load_run
+
+    if target.startswith("postgresql"):
+        import psycopg
+
+        conn = psycopg.connect(target)
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.commit()
+    else:
+        import sqlite3
+
+        Path(target).unlink(missing_ok=True)
+        conn = sqlite3.connect(target)
+    started = time.perf_counter()
+    try:
+        summary = load_run(conn, plan)
+    finally:
+        conn.close()
+    return time.perf_counter() - started, summary

@@ -17,7 +17,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CONN_ID, peak_rss_mib, sandbox
+from benchmarks.common import CONN_ID, peak_rss_mib, sandbox, timed_load
 
 GENERAL_PER_SECOND = 19.0  # Professional: 190 per 10 s
 SEARCH_PER_SECOND = 5.0
@@ -100,25 +100,11 @@ def _ceiling(general_calls: int, search_calls: int) -> float:
 
 def _load_full(raw_uri: str, run_id: str, target: str) -> float:
     """Our transform + load of the full extraction (the second half of a full sync)."""
-    from hubspot_finance.load import LoadConfig, LoadPlan, load_run
+    from hubspot_finance.load import LoadConfig, LoadPlan
     from hubspot_finance.rawzone import RawZone
 
     plan = LoadPlan.from_zone(RawZone(raw_uri), run_id, config=LoadConfig(schema="bench_sync"))
-    if target.startswith("postgresql"):
-        import psycopg
-
-        conn = psycopg.connect(target)
-        conn.execute("DROP SCHEMA IF EXISTS bench_sync CASCADE")
-        conn.commit()
-    else:
-        import sqlite3
-
-        Path(target).unlink(missing_ok=True)
-        conn = sqlite3.connect(target)
-    started = time.perf_counter()
-    load_run(conn, plan)
-    conn.close()
-    return time.perf_counter() - started
+    return timed_load(plan, target, "bench_sync")[0]
 
 
 def _diy(url: str, token: str, target: str, control: Any) -> dict[str, Any]:

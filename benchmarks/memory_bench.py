@@ -10,7 +10,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CONN_ID, peak_rss_mib, sandbox
+from benchmarks.common import CONN_ID, peak_rss_mib, sandbox, timed_load
 
 
 def _extract_contacts(raw_uri: str) -> dict[str, Any]:
@@ -33,28 +33,13 @@ def _extract_contacts(raw_uri: str) -> dict[str, Any]:
 
 
 def _load(raw_uri: str, target: str) -> dict[str, Any]:
-    from hubspot_finance.load import LoadConfig, LoadPlan, load_run
+    from hubspot_finance.load import LoadConfig, LoadPlan
     from hubspot_finance.rawzone import RawZone
 
-    zone = RawZone(raw_uri)
-    plan = LoadPlan.from_zone(zone, "mem", object_types=["contacts"], associations=[("contacts", "companies")],
+    plan = LoadPlan.from_zone(RawZone(raw_uri), "mem", object_types=["contacts"], associations=[("contacts", "companies")],
                               config=LoadConfig(schema="bench_memory"))
-    if target.startswith("postgresql"):
-        import psycopg
-
-        conn = psycopg.connect(target)
-        conn.execute("DROP SCHEMA IF EXISTS bench_memory CASCADE")
-        conn.commit()
-    else:
-        import sqlite3
-
-        Path(target).unlink(missing_ok=True)
-        conn = sqlite3.connect(target)
-    started = time.perf_counter()
-    summary = load_run(conn, plan)
-    conn.close()
-    return {"loaded": summary.objects["contacts"].loaded, "seconds": time.perf_counter() - started,
-            "peak_rss_mib": peak_rss_mib()}
+    seconds, summary = timed_load(plan, target, "bench_memory")
+    return {"loaded": summary.objects["contacts"].loaded, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}
 
 
 def measure(workdir: Path, contacts: int, target: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ and seed in well under a second. Changes made later live in the store's overlay,
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 import hashlib
 
 import numpy as np
@@ -396,13 +398,13 @@ def home_amount(amount, currency) -> str | None:
     if amount is None:
         return None
     try:
-        v = float(str(amount))
-    except ValueError:
+        v = Decimal(str(amount))
+    except InvalidOperation:
         return None
     rate = schema.EXCHANGE_RATES.get(currency or "NOK")
-    if rate is None:
+    if rate is None or not v.is_finite():
         return None
-    return f"{v * rate:.2f}".rstrip("0").rstrip(".")
+    return f"{(v * Decimal(str(rate))).quantize(Decimal('0.01'))}".rstrip("0").rstrip(".")
 
 
 _BY_TYPE = {"contacts": _contacts, "companies": _companies, "deals": _deals}
