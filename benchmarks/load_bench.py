@@ -154,13 +154,17 @@ def _contacts(start: int, n: int, seed: int, changed: bool) -> list[dict[str, An
             props["lastname"] = LAST[(last[i] + 1) % len(LAST)]
             props["city"], props["zip"] = CITIES[(city[i] + 1) % len(CITIES)]
             props["phone"] = f"+47 {(phone[i] + 1) // 100000:03d} {(phone[i] + 1) // 1000 % 100:02d} {(phone[i] + 1) % 1000:03d}"
-        archived = 0.990 < k < 0.995
-        rec = {"id": str(rid), "properties": props, "createdAt": _iso_ms(int(created[i])), "updatedAt": _iso_ms(upd),
-               "archived": archived}
-        if archived:
-            rec["archivedAt"] = _iso_ms(upd + 1000)
-        out.append(rec)
+        out.append(_record(rid, props, int(created[i]), upd, archived=0.990 < k < 0.995))
     return out
+
+
+def _record(rid: int, props: dict[str, Any], created_ms: int, updated_ms: int, *, archived: bool) -> dict[str, Any]:
+    """A record as HubSpot's API returns it (archived ones carry ``archivedAt``)."""
+    rec = {"id": str(rid), "properties": props, "createdAt": _iso_ms(created_ms), "updatedAt": _iso_ms(updated_ms),
+           "archived": archived}
+    if archived:
+        rec["archivedAt"] = _iso_ms(updated_ms + 1000)
+    return rec
 
 
 def _deals(start: int, n: int, seed: int, changed: bool) -> list[dict[str, Any]]:
@@ -212,12 +216,7 @@ def _deals(start: int, n: int, seed: int, changed: bool) -> list[dict[str, Any]]
             props["hs_lastmodifieddate"] = _iso_ms(upd)
             props["amount"] = f"{kroner[i] + 500}.{ore[i]:02d}" if k >= 0.007 else props["amount"]
             props["dealstage"] = "closedwon" if pid == "default" and sid != "legacy_stage" else props["dealstage"]
-        archived = 0.990 < k < 0.994
-        rec = {"id": str(rid), "properties": props, "createdAt": _iso_ms(int(created[i])), "updatedAt": _iso_ms(upd),
-               "archived": archived}
-        if archived:
-            rec["archivedAt"] = _iso_ms(upd + 1000)
-        out.append(rec)
+        out.append(_record(rid, props, int(created[i]), upd, archived=0.990 < k < 0.994))
     return out
 
 

@@ -10,7 +10,7 @@ must advance the position strictly; if it does not, :class:`SearchStalledError` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,22 +70,21 @@ def iter_changed(
     lo = start_ms
     seen_at_lo: set[str] = set()  # ids already emitted whose time is exactly ``lo``
     while lo < end_ms:
-        stats.queries += 1
         filters = [
             {"propertyName": cursor_property, "operator": "GTE", "value": str(lo)},
             {"propertyName": cursor_property, "operator": "LT", "value": str(end_ms)},
         ]
-        sorts = [{"propertyName": cursor_property, "direction": "ASCENDING"}]
-        after = 0
         last_ms: int | None = None
-        capped = False
         emitted_at_last: set[str] = set()
+        query = _query(search, filters, cursor_property, props, page_size, stats)
         while True:
-            limit = min(page_size, CAP - after)
-            page = search(filter_groups=[{"filters": filters}], sorts=sorts, properties=props, limit=limit, after=after)
-            stats.pages += 1
+            try:
+                results = next(query)
+            except StopIteration as done:
+                capped = done.value
+                break
             fresh = []
-            for record in page.results:
+            for record in results:
                 rid = str(record.get("id"))
                 ms = modified_ms(record, cursor_property)
                 if ms != last_ms:
@@ -97,12 +96,6 @@ def iter_changed(
                 fresh.append(record)
             if fresh:
                 yield fresh
-            if page.after is None or not page.results:
-                break
-            if page.after >= CAP:
-                capped = True
-                break
-            after = page.after
         if not capped:
             return
         if last_ms is None:
@@ -119,6 +112,26 @@ def iter_changed(
         lo, seen_at_lo = lo + 1, set()
 
 
+def _query(
+    search: SearchFn, filters: list[dict[str, str]], sort_property: str, props: list[str], page_size: int,
+    stats: SliceStats,
+) -> Generator[list[dict[str, Any]], None, bool]:
+    """Page through one search query up to the cap; yields each page's results, returns whether capped."""
+    stats.queries += 1
+    sorts = [{"propertyName": sort_property, "direction": "ASCENDING"}]
+    after = 0
+    while True:
+        limit = min(page_size, CAP - after)
+        page = search(filter_groups=[{"filters": filters}], sorts=sorts, properties=props, limit=limit, after=after)
+        stats.pages += 1
+        yield page.results
+        if page.after is None or not page.results:
+            return False
+        if page.after >= CAP:
+            return True
+        after = page.after
+
+
 def _drain_millisecond(
     search: SearchFn,
     cursor_property: str,
@@ -130,21 +143,20 @@ def _drain_millisecond(
 ) -> Iterator[list[dict[str, Any]]]:
     last_id = 0
     while True:
-        stats.queries += 1
         filters = [
             {"propertyName": cursor_property, "operator": "EQ", "value": str(ms)},
             {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
         ]
-        sorts = [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
-        after = 0
         start_id = last_id
-        exhausted = False
+        query = _query(search, filters, "hs_object_id", props, page_size, stats)
         while True:
-            limit = min(page_size, CAP - after)
-            page = search(filter_groups=[{"filters": filters}], sorts=sorts, properties=props, limit=limit, after=after)
-            stats.pages += 1
+            try:
+                results = next(query)
+            except StopIteration as done:
+                capped = done.value
+                break
             fresh = []
-            for record in page.results:
+            for record in results:
                 rid = str(record.get("id"))
                 last_id = max(last_id, int(rid))
                 if rid in already:
@@ -153,13 +165,7 @@ def _drain_millisecond(
                 fresh.append(record)
             if fresh:
                 yield fresh
-            if page.after is None or not page.results:
-                exhausted = True
-                break
-            if page.after >= CAP:
-                break
-            after = page.after
-        if exhausted:
+        if not capped:
             return
         if last_id <= start_id:
             raise SearchStalledError(

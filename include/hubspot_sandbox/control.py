@@ -49,6 +49,18 @@ class SandboxControl:
         """Reseed: ``seed``, ``contacts``, ``companies``, ``deals``, ``extra_properties``, … (others keep)."""
         return self._call("POST", "/reset", options)
 
+    def reset_all(self, **sizes) -> dict:
+        """Back to a fresh sandbox between tests: no faults, limits off at Professional defaults,
+        default search and association settings, the real clock, reseeded data, zeroed stats."""
+        self.clear_faults()
+        self.set_limits(enabled=False, tier="professional", ten_secondly=None, daily=None, search_per_second=5,
+                        interval_ms=10_000, reset_counters=True)
+        self.configure(search_lag_ms=0, search_body_limit=3000, association_page_size=500)
+        self.unfreeze_clock()
+        state = self.reset(**sizes)
+        self.reset_stats()
+        return state
+
     # records
     def create(self, object_type: str, properties: dict | None = None, at_ms: int | None = None) -> dict:
         return self._call("POST", f"/records/{object_type}", {"properties": properties or {}, "at_ms": at_ms})

@@ -32,13 +32,7 @@ def sandbox():
 def sb(sandbox):
     """The module sandbox, reseeded and with faults/limits/clock restored after each test."""
     yield sandbox
-    c = sandbox.control
-    c.clear_faults()
-    c.set_limits(enabled=False, tier="professional", ten_secondly=None, daily=None, search_per_second=5,
-                 reset_counters=True)
-    c.configure(search_lag_ms=0, search_body_limit=3000, association_page_size=500)
-    c.unfreeze_clock()
-    c.reset(seed=7, contacts=300, companies=60, deals=200, extra_properties=5)
+    sandbox.control.reset_all(seed=7, contacts=300, companies=60, deals=200, extra_properties=5)
 
 
 @pytest.fixture()

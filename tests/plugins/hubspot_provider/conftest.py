@@ -15,13 +15,7 @@ def sandbox():
 @pytest.fixture()
 def sb(sandbox):
     yield sandbox
-    control = sandbox.control
-    control.clear_faults()
-    control.set_limits(enabled=False, tier="professional", ten_secondly=None, daily=None, search_per_second=5,
-                       interval_ms=10_000, reset_counters=True)
-    control.configure(search_lag_ms=0, association_page_size=500)
-    control.reset(**SIZES)
-    control.reset_stats()
+    sandbox.control.reset_all(**SIZES)
 
 
 def _live_ids(sb, object_type):
