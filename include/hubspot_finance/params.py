@@ -25,6 +25,22 @@ class RunRequest:
     objects: tuple[str, ...]
     full_refresh: bool
     dry_run: bool
+    reconcile: bool = False  # also run the id sweep (permanent deletes) in this run
+
+
+def parse_flag(params: dict[str, Any], name: str) -> bool:
+    """A boolean parameter: a real boolean, or the strings ``true``/``false`` in any case (CLI, REST API).
+
+    ``bool("false")`` is True, so strings are never passed through ``bool``; anything else is an error.
+    """
+    value = params.get(name)
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ParamsError(f"{name}={value!r} is not a boolean: give true or false")
 
 
 def parse_moment(value: Any, name: str, zone: ZoneInfo) -> datetime | None:
@@ -63,7 +79,9 @@ def parse_run_request(params: dict[str, Any], *, account_zone: str, now: datetim
         raise ParamsError(f"objects: unknown {unknown}; choose from {list(OBJECT_TYPES)}")
     if not raw_objects:
         raise ParamsError("objects: choose at least one of contacts, deals, companies")
-    full_refresh = bool(params.get("full_refresh", False))
+    full_refresh = parse_flag(params, "full_refresh")
+    dry_run = parse_flag(params, "dry_run")
+    reconcile = parse_flag(params, "reconcile")
     if full_refresh and (start or end):
         raise ParamsError("full_refresh re-reads everything: clear start and end, or untick full_refresh")
     if end is not None and start is None:
@@ -73,4 +91,4 @@ def parse_run_request(params: dict[str, Any], *, account_zone: str, now: datetim
     if start is not None and start >= now:
         raise ParamsError(f"start ({params.get('start')}) is in the future")
     ordered = tuple(o for o in OBJECT_TYPES if o in raw_objects)
-    return RunRequest(start, end, ordered, full_refresh, bool(params.get("dry_run", False)))
+    return RunRequest(start, end, ordered, full_refresh, dry_run, reconcile)

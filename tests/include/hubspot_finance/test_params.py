@@ -100,3 +100,18 @@ def test_what_the_form_cannot_check_the_code_does():
     Param("2026-02-30", **_form_param("start").schema).resolve()
     with pytest.raises(ParamsError, match="is not a date"):
         parse(start="2026-02-30")
+
+
+@pytest.mark.parametrize("name", ["full_refresh", "dry_run", "reconcile"])
+@pytest.mark.parametrize(("value", "expected"), [
+    (True, True), (False, False), ("true", True), ("false", False), ("TRUE", True), ("False", False),
+    (" true ", True), (None, False),
+])
+def test_booleans_accept_real_booleans_and_true_false_strings(name, value, expected):
+    assert getattr(parse(**{name: value}), name) is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "0", "1", "", "falsch", 1, 0, [], {}])
+def test_anything_else_as_a_boolean_is_the_one_line_parameter_error(value):
+    with pytest.raises(ParamsError, match="full_refresh.*true or false"):
+        parse(full_refresh=value)
