@@ -13,6 +13,7 @@ import numpy as np
 
 from . import schema
 from .api import Response
+from .clock import iso_ms
 from .data import NotFound
 from .state import SandboxState
 
@@ -40,6 +41,7 @@ class ControlApi:
             ("PATCH", r"/records/(?P<type>[^/]+)/(?P<id>\d+)", self.modify),
             ("POST", r"/records/(?P<type>[^/]+)/(?P<id>\d+)/archive", self.archive),
             ("POST", r"/records/(?P<type>[^/]+)/(?P<id>\d+)/restore", self.restore),
+            ("POST", r"/records/(?P<type>[^/]+)/(?P<id>\d+)/purge", self.purge),
             ("POST", r"/records/(?P<type>[^/]+)/merge", self.merge),
             ("POST", r"/records/(?P<type>[^/]+)/bulk_touch", self.bulk_touch),
             ("POST", r"/associations", self.associate),
@@ -53,6 +55,9 @@ class ControlApi:
             ("POST", r"/faults", self.add_fault),
             ("DELETE", r"/faults", self.clear_faults),
             ("DELETE", r"/faults/(?P<id>[^/]+)", self.remove_fault),
+            ("GET", r"/triggers", self.triggers),
+            ("POST", r"/triggers", self.add_trigger),
+            ("DELETE", r"/triggers", self.clear_triggers),
             ("GET", r"/stats", self.stats),
             ("POST", r"/stats/reset", self.reset_stats),
             ("GET", r"/tokens", self.tokens),
@@ -90,6 +95,15 @@ class ControlApi:
     def _record(self, store, i):
         return store.records(np.array([i]), list(store.props), archived=bool(store.archived[i]))[0]
 
+    def _raw(self, store, i):
+        """The stored record whatever its state, with ``mergedInto`` and ``purged`` for inspection."""
+        rec = self._record(store, i)
+        rec["mergedInto"] = str(store.merged[i]) if store.merged[i] else None
+        rec["purged"] = bool(store.purged[i])
+        if store.purged[i]:
+            rec["purgedAt"] = iso_ms(int(store.purged[i]))
+        return rec
+
     # ------------------------------------------------------------ endpoints
     def health(self, _d):
         return _ok({"ok": True})
@@ -100,8 +114,9 @@ class ControlApi:
 
         with p.lock:
             counts = {t: {"total": s.n, "live": int(s.active_mask().sum()),
-                          "archived": int((s.archived[: s.n] != 0).sum()),
+                          "archived": int(s.archived_mask().sum()),
                           "merged_away": int((s.merged[: s.n] != 0).sum()),
+                          "purged": int((s.purged[: s.n] != 0).sum()),
                           "first_id": str(s.base), "last_id": str(s.base + s.n - 1)}
                       for t, s in p.stores.items()}
         return _ok({"config": asdict(p.config), "counts": counts, "clock_ms": p.now_ms(),
@@ -121,10 +136,7 @@ class ControlApi:
     def get_raw(self, _d, type, id):
         store = self._store(type)
         with self.state.portal.lock:
-            i = store.index(id)
-            rec = self._record(store, i)
-            rec["mergedInto"] = str(store.merged[i]) if store.merged[i] else None
-            return _ok(rec)
+            return _ok(self._raw(store, store.index(id)))
 
     def modify(self, d, type, id):
         p = self.state.portal
@@ -150,6 +162,15 @@ class ControlApi:
             store.archived[i] = 0
             store.lastmod[i] = int(d.get("at_ms") or p.now_ms())
             return _ok(self._record(store, i))
+
+    def purge(self, d, type, id):
+        """Permanent (GDPR) delete of a live or archived record; a merged-away id is refused (400)."""
+        p = self.state.portal
+        store = self._store(type)
+        with p.lock:
+            i = store.index(id)
+            store.purge(i, int(d.get("at_ms") or p.now_ms()))
+            return _ok(self._raw(store, i))
 
     def merge(self, d, type):
         p = self.state.portal
@@ -198,7 +219,8 @@ class ControlApi:
 
     def config(self, d):
         cfg = self.state.portal.config
-        allowed = ("search_lag_ms", "search_body_limit", "association_page_size", "max_url_length", "touch_on_associate")
+        allowed = ("search_lag_ms", "search_body_limit", "association_page_size", "max_url_length", "touch_on_associate",
+                   "association_empty_as_error")
         for k, v in d.items():
             if k not in allowed:
                 raise ControlError(400, f"option {k!r} is not live-configurable; one of {allowed} (others need reset)")
@@ -233,6 +255,33 @@ class ControlApi:
         if not self.state.faults.remove(id):
             raise ControlError(404, f"no fault rule {id}")
         return _ok()
+
+    def triggers(self, _d):
+        return _ok({"triggers": self.state.triggers.list()})
+
+    def add_trigger(self, d):
+        t = self.state.triggers.add(d.get("kind", "any"), d.get("n", 1), d.get("actions"), d.get("object_type"))
+        return _ok(t.to_dict(), 201)
+
+    def clear_triggers(self, _d):
+        self.state.triggers.clear()
+        return _ok()
+
+    def fire(self, trigger) -> None:
+        """Apply a due trigger's actions through the control routes, atomically under the portal lock."""
+        portal = self.state.portal
+        results = []
+        with portal.lock:
+            trigger.fired_at_ms = portal.now_ms()
+            for a in trigger.actions:
+                path = "/" + str(a["path"]).lstrip("/")
+                if not path.startswith("/_sandbox/"):
+                    path = "/_sandbox" + path
+                method = str(a.get("method") or "POST").upper()
+                body = a.get("body")
+                resp = self.handle(method, path, json.dumps(body).encode() if body is not None else b"")
+                results.append({"method": method, "path": path, "status": resp.status, "body": resp.body})
+        trigger.results = results
 
     def stats(self, _d):
         return _ok(self.state.stats.snapshot())

@@ -33,6 +33,7 @@ class Response:
     headers: dict = field(default_factory=dict)
     kind: str = "other"
     policy: str | None = None
+    object_type: str | None = None  # the path's object type (the from type for associations)
 
     def encode(self) -> bytes:
         if self.body is None:
@@ -105,8 +106,10 @@ class HubSpotApi:
         self.state = state
 
     # ------------------------------------------------------------ entry point
-    def handle(self, method: str, path: str, query: str, headers, body: bytes, drop_ids=None) -> Response:
-        kind = "unknown"
+    def handle(self, method: str, path: str, query: str, headers, body: bytes, drop_ids=None,
+               assoc_error_ids=None) -> Response:
+        """Answer one call. ``drop_ids`` (batch read) and ``assoc_error_ids`` (associations) come from faults."""
+        kind, otype = "unknown", None
         try:
             if len(path) + len(query) + 1 > self.state.portal.config.max_url_length:
                 resp = Response(414, b"<html><body><h1>414 Request-URI Too Large</h1></body></html>",
@@ -115,6 +118,8 @@ class HubSpotApi:
                 return resp
             route, m = self._route(method, path)
             kind = route
+            gd = m.groupdict()
+            otype = schema.TYPE_ALIASES.get(str(gd.get("type") or gd.get("from") or "").lower())
             token = self._auth(headers)
             self._scopes(token, route, m)
             search = route == "search"
@@ -128,13 +133,14 @@ class HubSpotApi:
                 return self._limited(e, kind)
             q = {k: v for k, v in parse_qs(query, keep_blank_values=True).items()}
             data = self._json(body) if method == "POST" else None
-            resp = getattr(self, "_" + route)(m, q, data, drop_ids)
+            injected = assoc_error_ids if route == "associations" else drop_ids
+            resp = getattr(self, "_" + route)(m, q, data, injected)
             resp.headers.update(rl_headers)
-            resp.kind = kind
+            resp.kind, resp.object_type = kind, otype
             return resp
         except ApiError as e:
             r = e.response()
-            r.kind = kind
+            r.kind, r.object_type = kind, otype
             return r
 
     def _route(self, method, path):
@@ -249,9 +255,9 @@ class HubSpotApi:
             s = start
             while s < n and len(picked) < limit + 1:
                 e = min(n, s + chunk)
-                merged_ok = store.merged[s:e] == 0
+                kept = (store.merged[s:e] == 0) & (store.purged[s:e] == 0)
                 arch = store.archived[s:e] != 0
-                mask = (arch if archived else ~arch) & merged_ok
+                mask = (arch if archived else ~arch) & kept
                 picked.extend((np.flatnonzero(mask) + s).tolist()[: limit + 1 - len(picked)])
                 s, chunk = e, chunk * 4
             page = picked[:limit]
@@ -303,7 +309,7 @@ class HubSpotApi:
             results = store.records(np.array(found, dtype=np.int64), props)
         body = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": _now_iso()}
         if missing:
-            label = store.otype[:-1].upper() if store.otype != "companies" else "COMPANY"
+            label = schema.SINGULAR[store.otype].upper()
             body["numErrors"] = 1
             body["errors"] = [{"status": "error", "category": "OBJECT_NOT_FOUND",
                                "message": f"Could not get some {label} objects, they may be deleted or not exist. "
@@ -503,7 +509,7 @@ class HubSpotApi:
         return Response(200, {"results": schema.owners_payload()})
 
     # ------------------------------------------------------------ associations
-    def _associations(self, m, _q, data, _drop):
+    def _associations(self, m, _q, data, error_ids):
         from_t, to_t = self._type(m.group("from")), self._type(m.group("to"))
         if (from_t, to_t) not in schema.ASSOCIATION_TYPES:
             raise _validation(f"No associations are defined from {from_t} to {to_t}")
@@ -515,27 +521,30 @@ class HubSpotApi:
         type_id, primary_id = schema.ASSOCIATION_TYPES[(from_t, to_t)]
         portal = self.state.portal
         page_size = max(1, int(portal.config.association_page_size))
+        failing = set(str(x) for x in (error_ids or ()))
         started = _now_iso()
-        results = []
+        results, errors = [], []
         with portal.lock:
             fs, ts = portal.stores[from_t], portal.stores[to_t]
             for inp in inputs:
                 if not isinstance(inp, dict):
                     inp = {"id": inp}
                 rid = str(inp.get("id", "")).strip()
+                if rid in failing:
+                    errors.append(_assoc_error("INTERNAL_ERROR", f"Unable to read associations for {rid}; try again.", rid))
+                    continue
                 try:
                     i = fs.resolve(rid)
                 except NotFound:
                     continue
                 offset = _dec(inp.get("after"))
-                targets: dict[int, bool] = {}
-                for src in [i] + fs.absorbed_into(i):
-                    own = src == i  # a merged-in record's edges move over, but not its primary flag
-                    for j, p in portal.assoc.targets(from_t, to_t, src):
-                        targets[j] = targets.get(j, False) or (p and own)
-                if not targets:
+                items = portal.assoc.answer(from_t, to_t, i)
+                if not items:
+                    if portal.config.association_empty_as_error:
+                        errors.append(_assoc_error(
+                            "OBJECT_NOT_FOUND", f"No {schema.SINGULAR[to_t]} is associated with {schema.SINGULAR[from_t]} {rid}.",
+                            rid, subCategory="crm.associations.NO_ASSOCIATIONS_FOUND"))
                     continue
-                items = sorted(targets.items())
                 chunk = items[offset: offset + page_size]
                 to = []
                 for j, p in chunk:
@@ -548,7 +557,17 @@ class HubSpotApi:
                 if offset + page_size < len(items):
                     res["paging"] = {"next": {"after": _enc(offset + page_size), "link": None}}
                 results.append(res)
-        return Response(200, {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": _now_iso()})
+        body = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": _now_iso()}
+        if errors:
+            body["numErrors"] = len(errors)
+            body["errors"] = errors
+            return Response(207, body)
+        return Response(200, body)
+
+
+def _assoc_error(category: str, message: str, rid: str, **extra) -> dict:
+    """One per-id entry of an associations 207 ``errors`` list."""
+    return {"status": "error", "category": category, **extra, "message": message, "context": {"fromObjectId": [rid]}}
 
 
 def _float(v):

@@ -14,7 +14,7 @@ class SandboxControlError(RuntimeError):
 
 
 class SandboxControl:
-    """Steer a running sandbox: data, clock, limits, faults, tokens, stats.
+    """Steer a running sandbox: data, clock, limits, faults, triggers, tokens, stats.
 
     Record ids are strings or ints; object types accept ``contacts``/``0-1`` etc.
     """
@@ -50,12 +50,14 @@ class SandboxControl:
         return self._call("POST", "/reset", options)
 
     def reset_all(self, **sizes) -> dict:
-        """Back to a fresh sandbox between tests: no faults, limits off at Professional defaults,
+        """Back to a fresh sandbox between tests: no faults or triggers, limits off at Professional defaults,
         default search and association settings, the real clock, reseeded data, zeroed stats."""
         self.clear_faults()
+        self.clear_triggers()
         self.set_limits(enabled=False, tier="professional", ten_secondly=None, daily=None, search_per_second=5,
                         interval_ms=10_000, reset_counters=True)
-        self.configure(search_lag_ms=0, search_body_limit=3000, association_page_size=500)
+        self.configure(search_lag_ms=0, search_body_limit=3000, association_page_size=500,
+                       association_empty_as_error=False)
         self.unfreeze_clock()
         state = self.reset(**sizes)
         self.reset_stats()
@@ -76,6 +78,10 @@ class SandboxControl:
 
     def restore(self, object_type: str, record_id, at_ms: int | None = None) -> dict:
         return self._call("POST", f"/records/{object_type}/{record_id}/restore", {"at_ms": at_ms})
+
+    def purge(self, object_type: str, record_id, at_ms: int | None = None) -> dict:
+        """Permanent (GDPR) delete: the record vanishes from every HubSpot read; ``get`` still shows it."""
+        return self._call("POST", f"/records/{object_type}/{record_id}/purge", {"at_ms": at_ms})
 
     def merge(self, object_type: str, primary, absorbed, at_ms: int | None = None) -> dict:
         return self._call("POST", f"/records/{object_type}/merge",
@@ -113,7 +119,8 @@ class SandboxControl:
         return self._call("POST", "/clock", {"advance_ms": ms})
 
     def configure(self, **options) -> dict:
-        """Live options: search_lag_ms, search_body_limit, association_page_size, max_url_length, touch_on_associate."""
+        """Live options: search_lag_ms, search_body_limit, association_page_size, max_url_length, touch_on_associate,
+        association_empty_as_error."""
         return self._call("POST", "/config", options)
 
     def set_search_lag(self, ms: int) -> dict:
@@ -129,7 +136,8 @@ class SandboxControl:
 
     # faults
     def add_fault(self, path: str = ".*", **rule) -> dict:
-        """See ``faults.FaultRule``: method, action, status, body, body_kind, retry_after, delay_s, times, every, drop_ids, drop_every."""
+        """See ``faults.FaultRule``: method, action (respond, reset, short_body, delay, drop_ids, assoc_errors), status,
+        body, body_kind, retry_after, delay_s, times, every, drop_ids, drop_every."""
         return self._call("POST", "/faults", {"path": path, **rule})
 
     def faults(self) -> list[dict]:
@@ -140,6 +148,27 @@ class SandboxControl:
 
     def clear_faults(self) -> dict:
         return self._call("DELETE", "/faults")
+
+    # triggers: mutations in the middle of a scan
+    def after_calls(self, kind: str, n: int, actions: list[dict], object_type: str | None = None) -> str:
+        """After the Nth successful HubSpot call of ``kind`` (``search``, ``batch_read``, ``list``, ``associations``,
+        ``any``, …) on ``object_type`` (any if None) from now, apply ``actions`` (``{"method", "path", "body"}``
+        control calls) once, before that call's response is sent. Returns the trigger id."""
+        body = {"kind": kind, "n": int(n), "actions": actions, "object_type": object_type}
+        return self._call("POST", "/triggers", body)["id"]
+
+    def edit_between_search_pages(self, object_type: str, after_page: int, edits, at_ms: int | None = None) -> str:
+        """Modify records (``edits``: ``[(record_id, properties), …]``) right after search page ``after_page``
+        (1-based, counting search calls on ``object_type`` from now). Stamped with the sandbox clock unless ``at_ms``."""
+        actions = [{"method": "PATCH", "path": f"/_sandbox/records/{object_type}/{rid}",
+                    "body": {"properties": props, "at_ms": at_ms}} for rid, props in edits]
+        return self.after_calls("search", after_page, actions, object_type=object_type)
+
+    def triggers(self) -> list[dict]:
+        return self._call("GET", "/triggers")["triggers"]
+
+    def clear_triggers(self) -> dict:
+        return self._call("DELETE", "/triggers")
 
     # stats
     def stats(self) -> dict:

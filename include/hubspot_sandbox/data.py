@@ -2,8 +2,8 @@
 
 Design for scale: a record's base property values are never stored (see ``generate``); the store
 keeps only per-record timestamps and lifecycle flags in int64 arrays (created, last-modified,
-archived-at, merged-into) and a dict overlay of properties changed after seeding. List, search and
-batch read work on those arrays with numpy, then materialise only the page they return.
+archived-at, merged-into, purged-at) and a dict overlay of properties changed after seeding. List,
+search and batch read work on those arrays with numpy, then materialise only the page they return.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class PortalConfig:
     association_page_size: int = 500
     max_url_length: int = 8192
     touch_on_associate: bool = False
+    association_empty_as_error: bool = False
     frozen_clock_ms: int | None = None
 
     def sizes(self) -> dict[str, int]:
@@ -56,6 +57,7 @@ class ObjectStore:
         self.lastmod = self._grow(arrays["lastmod"], cap)
         self.archived = self._grow(arrays["archived"], cap)
         self.merged = self._grow(arrays["merged"], cap)
+        self.purged = self._grow(np.zeros(n, dtype=np.int64), cap)  # ms of a permanent (GDPR) delete, 0 = kept
         self.overlay: dict[int, dict[str, str | None]] = {}
         self._colcache: dict[tuple, np.ndarray] = {}
         absorbed = np.flatnonzero(self.merged[:n])
@@ -84,20 +86,36 @@ class ObjectStore:
         return i
 
     def resolve(self, rid, archived: bool = False) -> int:
-        """Index of the record an id names now: merged-away ids follow to the survivor."""
+        """Index of the record an id names now: merged-away ids follow to the survivor.
+
+        Purged records never resolve; merged-away ids are not archived records, so ``archived=True``
+        never follows a merge.
+        """
         i = self.index(rid)
+        if archived and self.merged[i]:
+            raise NotFound(rid)
+        i = self.final_id(i) - self.base
+        if self.purged[i] or bool(self.archived[i]) != archived:
+            raise NotFound(rid)
+        return i
+
+    def final_id(self, i: int) -> int:
+        """Id at the end of record i's merge chain (its own id when it was not merged away)."""
         for _ in range(64):
             m = self.merged[i]
             if not m:
                 break
             i = int(m) - self.base
-        if bool(self.archived[i]) != archived:
-            raise NotFound(rid)
-        return i
+        return self.base + i
 
     def active_mask(self) -> np.ndarray:
         n = self.n
-        return (self.archived[:n] == 0) & (self.merged[:n] == 0)
+        return (self.archived[:n] == 0) & (self.merged[:n] == 0) & (self.purged[:n] == 0)
+
+    def archived_mask(self) -> np.ndarray:
+        """Records an ``archived=true`` read returns: archived, not merged away, not purged."""
+        n = self.n
+        return (self.archived[:n] != 0) & (self.merged[:n] == 0) & (self.purged[:n] == 0)
 
     # ------------------------------------------------------------ values
     def values(self, prop: str, idx: np.ndarray) -> np.ndarray:
@@ -178,14 +196,14 @@ class ObjectStore:
         if n <= len(self.created):
             return
         cap = max(n, len(self.created) * 2)
-        for name in ("created", "lastmod", "archived", "merged"):
+        for name in ("created", "lastmod", "archived", "merged", "purged"):
             setattr(self, name, self._grow(getattr(self, name)[: self.n], cap))
 
     def create(self, properties: dict, now: int) -> int:
         self._ensure_cap(self.n + 1)
         i = self.n
         self.created[i] = self.lastmod[i] = now
-        self.archived[i] = self.merged[i] = 0
+        self.archived[i] = self.merged[i] = self.purged[i] = 0
         self.n += 1
         self.overlay[i] = {k: _str(v) for k, v in (properties or {}).items()}
         self._derive(i)
@@ -199,6 +217,14 @@ class ObjectStore:
             ov[k] = _str(v)
         self._derive(i)
         self.lastmod[i] = now
+
+    def purge(self, i: int, now: int) -> None:
+        """Permanently delete record i (GDPR): it vanishes from every read; its arrays stay for inspection."""
+        if self.merged[i]:
+            raise ValueError(f"{self.base + i} was merged into {int(self.merged[i])}; purge the survivor instead")
+        if self.purged[i]:
+            raise NotFound(str(self.base + i))
+        self.purged[i] = now
 
     def _derive(self, i: int) -> None:
         """Recompute calculated deal properties after a change."""
@@ -331,11 +357,25 @@ class AssociationStore:
                     v[k] = -1
         ok = v >= 0
         v, p = v[ok], p[ok]
-        live = to_store.archived[v] == 0
+        live = (to_store.archived[v] == 0) & (to_store.purged[v] == 0)
         v, p = v[live], p[live]
         out: dict[int, bool] = {}
         for j, pr in zip(v.tolist(), p.tolist()):
             out[j] = out.get(j, False) or pr
+        return sorted(out.items())
+
+    def answer(self, from_t: str, to_t: str, i: int) -> list[tuple[int, bool]]:
+        """What the associations endpoint answers for resolved from-record i: sorted (to index, primary).
+
+        Its own edges plus those of records merged into it; a merged-in record's edges move over,
+        but not its primary flag. Targets are live, with merged targets followed to their survivor.
+        """
+        fs = self.portal.stores[from_t]
+        out: dict[int, bool] = {}
+        for src in [i] + fs.absorbed_into(i):
+            own = src == i
+            for j, p in self.targets(from_t, to_t, src):
+                out[j] = out.get(j, False) or (p and own)
         return sorted(out.items())
 
     def set_edge(self, from_t, from_i, to_t, to_i, primary: bool, present: bool) -> None:

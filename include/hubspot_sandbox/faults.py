@@ -2,7 +2,8 @@
 
 A rule matches on method and path regexes and then, N times or on every Nth match, responds with
 a chosen status/body (JSON, plain text or truncated JSON, optional Retry-After), delays first,
-resets the connection, sends a short body, or makes batch reads drop some ids (HTTP 207).
+resets the connection, sends a short body, makes batch reads drop some ids (HTTP 207), or makes an
+associations batch read answer some from-ids with a transient per-id error (HTTP 207).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ACTIONS = ("respond", "reset", "short_body", "delay", "drop_ids")
+ACTIONS = ("respond", "reset", "short_body", "delay", "drop_ids", "assoc_errors")
 _ids = itertools.count(1)
 
 
@@ -30,8 +31,8 @@ class FaultRule:
     delay_s: float = 0.0
     times: int | None = None
     every: int | None = None
-    drop_ids: list | None = None  # for drop_ids: these ids…
-    drop_every: int | None = None  # …or every Nth input id
+    drop_ids: list | None = None  # for drop_ids / assoc_errors: these ids…
+    drop_every: int | None = None  # …or every Nth input id (default 2)
     id: str = ""
     seen: int = 0
     applied: int = 0

@@ -7,6 +7,7 @@ Kept apart from the record store so the shape of the portal can be read in one p
 from __future__ import annotations
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
+SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
 
 TYPE_ALIASES = {
     "contacts": "contacts", "contact": "contacts", "0-1": "contacts",

@@ -41,7 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if path.startswith("/_sandbox"):
             return self._send(sb.control_api.handle(self.command, path, body))
-        drop = None
+        drop = assoc_errors = None
         rule = sb.state.faults.match(self.command, self.path)
         if rule is not None:
             sb.state.stats.fault(rule.id)
@@ -57,10 +57,15 @@ class _Handler(BaseHTTPRequestHandler):
                                       short=rule.action == "short_body")
             if rule.action == "drop_ids":
                 drop = self._drop_ids(rule, body)
-        resp = sb.api.handle(self.command, path, query, self.headers, body, drop_ids=drop)
+            if rule.action == "assoc_errors":
+                assoc_errors = self._drop_ids(rule, body)
+        resp = sb.api.handle(self.command, path, query, self.headers, body, drop_ids=drop,
+                             assoc_error_ids=assoc_errors)
         for k, v in (rule.headers.items() if rule is not None else ()):
             resp.headers.setdefault(k, v)
         sb.state.stats.record(resp.kind, resp.status, resp.policy)
+        for trigger in sb.state.triggers.count(resp.kind, resp.object_type, resp.status):
+            sb.control_api.fire(trigger)  # before sending: the caller's next request sees the mutation
         self._send(resp)
 
     @staticmethod

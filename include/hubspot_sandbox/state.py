@@ -1,4 +1,4 @@
-"""Everything one running sandbox holds: the portal, tokens, limits, fault rules and call stats.
+"""Everything one running sandbox holds: the portal, tokens, limits, fault rules, triggers and call stats.
 
 Kept separate from the HTTP layer so the HubSpot API (``api``) and the control API (``admin``)
 share one object, and so a reset can swap the portal without restarting the server.
@@ -16,6 +16,7 @@ from .data import Portal, PortalConfig
 from .faults import FaultBook
 from .limits import LimitConfig, RateLimiter
 from .schema import ACCOUNT
+from .triggers import TriggerBook
 
 
 class Stats:
@@ -72,6 +73,7 @@ class SandboxState:
             lc.enabled = bool(rate_limits)
         self.limiter = RateLimiter(lc, self.clock.now_ms, ACCOUNT["timeZone"])
         self.faults = FaultBook()
+        self.triggers = TriggerBook()
         self.stats = Stats()
 
     def reset(self, **portal_options) -> dict:
