@@ -1,25 +1,32 @@
 """Read every record changed in a time window through HubSpot search, despite its 10,000 cap.
 
-HubSpot serves at most 10,000 results per search query, and a bulk job can stamp more than that
-with one millisecond. So the window is read in slices sorted by modification time: when a slice
-hits the cap, the next slice starts at the last millisecond seen (re-reading that millisecond;
-duplicates are skipped by id). When one millisecond alone holds 10,000+ records, it is drained by
-``hs_object_id`` keyset (``EQ`` that millisecond, ``GT`` the last id, sorted by id). Each step
-must advance the position strictly; if it does not, :class:`SearchStalledError` stops the run.
+Every page is a fresh keyset query; ``after`` (an offset) is never used. HubSpot's ``after`` is an
+offset into the *current* result set: when a record already read is edited during the scan, it
+leaves the window and every later record moves up one place, so the next offset page would skip one
+record, which the watermark then moves past for good. A keyset query cannot skip: it asks for what
+lies past the position already read, whatever moved meanwhile. Keyset paging also never nears the
+10,000 cap, since no query is paged beyond its first page.
+
+The window is read sorted by modification time: each query asks for ``cursor >= lo`` (and below the
+window end), skips the ids it already emitted at millisecond ``lo`` (ties within a millisecond come
+back in any order), then moves ``lo`` to the page's last millisecond. When a full page holds only
+millisecond ``lo``, moving ``lo`` cannot progress, so that millisecond is drained by ``hs_object_id``
+keyset (``EQ`` it, ``GT`` the last id, sorted by id) and the scan resumes at ``lo + 1``. Every step
+advances strictly or raises :class:`SearchStalledError`, so the scan always terminates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-CAP = 10_000
-PAGE = 200
+CAP = 10_000  # HubSpot's results per query; keyset pages never ask past the first page
+PAGE = 200  # HubSpot's largest search page
 
 
 class SearchStalledError(RuntimeError):
-    """The search made no progress; continuing could loop forever."""
+    """The search made no progress or contradicted itself; continuing could loop forever or lose records."""
 
 
 class SearchPageLike(Protocol):
@@ -33,10 +40,10 @@ SearchFn = Callable[..., SearchPageLike]
 
 @dataclass
 class SliceStats:
-    queries: int = 0  # distinct filter bodies (slices)
+    queries: int = 0  # search requests; each page is its own keyset query, so this equals ``pages``
     pages: int = 0
     keyset_drains: int = 0  # milliseconds drained by id
-    duplicates_skipped: int = 0
+    duplicates_skipped: int = 0  # records re-read at a keyset boundary and not emitted again
 
 
 def modified_ms(record: dict[str, Any], cursor_property: str) -> int:
@@ -60,13 +67,17 @@ def iter_changed(
     stats: SliceStats | None = None,
     page_size: int = PAGE,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of records whose ``cursor_property`` lies in ``[start_ms, end_ms)``, each id once.
+    """Yield pages of records whose ``cursor_property`` lies in ``[start_ms, end_ms)``.
 
-    ``search(filter_groups=..., sorts=..., properties=..., limit=..., after=...)`` performs one
-    search call (the hook's ``search_page`` bound to an object type).
+    Each record that is not edited during the scan comes out exactly once; one edited during the scan
+    may come out again (or, if it left the window, in the next window). ``search(filter_groups=...,
+    sorts=..., properties=..., limit=..., after=0)`` performs one search call (the hook's
+    ``search_page`` bound to an object type). One call per ``page_size`` records, plus one re-read of
+    each page's last millisecond, plus a page or two per drained millisecond.
     """
     stats = stats if stats is not None else SliceStats()
     props = list(dict.fromkeys(["hs_object_id", cursor_property, *properties]))
+    page_size = min(page_size, PAGE)
     lo = start_ms
     seen_at_lo: set[str] = set()  # ids already emitted whose time is exactly ``lo``
     while lo < end_ms:
@@ -74,62 +85,40 @@ def iter_changed(
             {"propertyName": cursor_property, "operator": "GTE", "value": str(lo)},
             {"propertyName": cursor_property, "operator": "LT", "value": str(end_ms)},
         ]
-        last_ms: int | None = None
-        emitted_at_last: set[str] = set()
-        query = _query(search, filters, cursor_property, props, page_size, stats)
-        while True:
-            try:
-                results = next(query)
-            except StopIteration as done:
-                capped = done.value
-                break
-            fresh = []
-            for record in results:
-                rid = str(record.get("id"))
-                ms = modified_ms(record, cursor_property)
-                if ms != last_ms:
-                    last_ms, emitted_at_last = ms, set()
-                emitted_at_last.add(rid)
-                if ms == lo and rid in seen_at_lo:
-                    stats.duplicates_skipped += 1
-                    continue
-                fresh.append(record)
-            if fresh:
-                yield fresh
-        if not capped:
+        results, more = _page(search, filters, cursor_property, props, page_size, stats)
+        at_ms = [(str(r.get("id")), modified_ms(r, cursor_property), r) for r in results]
+        if any(not lo <= ms < end_ms for _, ms, _ in at_ms):
+            raise SearchStalledError(f"search for {cursor_property} in [{lo}, {end_ms}) answered records outside it")
+        fresh = [r for rid, ms, r in at_ms if not (ms == lo and rid in seen_at_lo)]
+        stats.duplicates_skipped += len(results) - len(fresh)
+        if fresh:
+            yield fresh
+        if not more:
             return
-        if last_ms is None:
-            raise SearchStalledError(
-                f"search for {cursor_property} >= {lo} claimed more results but returned none; stopping instead of looping"
-            )
+        last_ms = max(ms for _, ms, _ in at_ms)
+        at_last = {rid for rid, ms, _ in at_ms if ms == last_ms}
         if last_ms > lo:
-            # Everything before last_ms is complete; re-read last_ms itself in the next slice.
-            lo, seen_at_lo = last_ms, emitted_at_last
+            # Everything before last_ms has been read; re-read last_ms itself, skipping these ids.
+            lo, seen_at_lo = last_ms, at_last
             continue
-        # 10,000 results all at millisecond ``lo``: drain it by id, then move past it.
+        # A full page all at millisecond ``lo``: drain it by id, then move past it.
         stats.keyset_drains += 1
-        yield from _drain_millisecond(search, cursor_property, lo, props, seen_at_lo | emitted_at_last, stats, page_size)
+        yield from _drain_millisecond(search, cursor_property, lo, props, seen_at_lo | at_last, stats, page_size)
         lo, seen_at_lo = lo + 1, set()
 
 
-def _query(
+def _page(
     search: SearchFn, filters: list[dict[str, str]], sort_property: str, props: list[str], page_size: int,
     stats: SliceStats,
-) -> Generator[list[dict[str, Any]], None, bool]:
-    """Page through one search query up to the cap; yields each page's results, returns whether capped."""
-    stats.queries += 1
+) -> tuple[list[dict[str, Any]], bool]:
+    """The first page of one query, and whether more results follow it (a full page claiming more)."""
     sorts = [{"propertyName": sort_property, "direction": "ASCENDING"}]
-    after = 0
-    while True:
-        limit = min(page_size, CAP - after)
-        page = search(filter_groups=[{"filters": filters}], sorts=sorts, properties=props, limit=limit, after=after)
-        stats.pages += 1
-        yield page.results
-        if page.after is None or not page.results:
-            return False
-        if page.after >= CAP:
-            return True
-        after = page.after
+    page = search(filter_groups=[{"filters": filters}], sorts=sorts, properties=props, limit=page_size, after=0)
+    stats.queries += 1
+    stats.pages += 1
+    if not page.results and page.after is not None:
+        raise SearchStalledError(f"search {filters} claimed more results but returned none; stopping instead of looping")
+    return page.results, page.after is not None and len(page.results) >= page_size
 
 
 def _drain_millisecond(
@@ -141,34 +130,25 @@ def _drain_millisecond(
     stats: SliceStats,
     page_size: int,
 ) -> Iterator[list[dict[str, Any]]]:
+    """Every record at millisecond ``ms`` not in ``already``, by ``hs_object_id`` keyset."""
     last_id = 0
-    while True:
+    more = True
+    while more:
         filters = [
             {"propertyName": cursor_property, "operator": "EQ", "value": str(ms)},
             {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
         ]
-        start_id = last_id
-        query = _query(search, filters, "hs_object_id", props, page_size, stats)
-        while True:
-            try:
-                results = next(query)
-            except StopIteration as done:
-                capped = done.value
-                break
-            fresh = []
-            for record in results:
-                rid = str(record.get("id"))
-                last_id = max(last_id, int(rid))
-                if rid in already:
-                    stats.duplicates_skipped += 1
-                    continue
-                fresh.append(record)
-            if fresh:
-                yield fresh
-        if not capped:
+        results, more = _page(search, filters, "hs_object_id", props, page_size, stats)
+        if not results:
             return
-        if last_id <= start_id:
+        ids = [int(r.get("id")) for r in results]
+        if min(ids) <= last_id or any(modified_ms(r, cursor_property) != ms for r in results):
             raise SearchStalledError(
-                f"draining {cursor_property}={ms} by hs_object_id made no progress past id {start_id}; "
-                "HubSpot's search answers are inconsistent, so the run stops instead of looping"
+                f"draining {cursor_property}={ms} by hs_object_id made no progress past id {last_id} (or answered "
+                "another millisecond); HubSpot's search answers are inconsistent, so the run stops instead of looping"
             )
+        last_id = max(ids)
+        fresh = [r for r in results if str(r.get("id")) not in already]
+        stats.duplicates_skipped += len(results) - len(fresh)
+        if fresh:
+            yield fresh

@@ -1,9 +1,12 @@
-"""The slicing algorithm against an in-memory index that enforces the 10,000 cap.
+"""The slicing algorithm against an in-memory index that behaves like HubSpot search.
 
 The index is a stand-in for HubSpot search semantics (the sandbox tests exercise the real HTTP
-path); here it lets hypothesis try many distributions quickly.
+path); here it lets hypothesis try many distributions quickly. Like HubSpot it recomputes the
+result set on every call (so ``after`` is an offset into the *current* set), enforces the 10,000
+cap, may return records sharing a millisecond in any order, and can edit records between calls.
 """
 
+import random
 from dataclasses import dataclass
 
 import pytest
@@ -13,6 +16,7 @@ from hypothesis import strategies as st
 from hubspot_finance.search_slicing import CAP, SearchStalledError, SliceStats, iter_changed
 
 CURSOR = "lastmodifieddate"
+OPS = {"GTE": int.__ge__, "LT": int.__lt__, "EQ": int.__eq__, "GT": int.__gt__}
 
 
 @dataclass
@@ -23,25 +27,54 @@ class Page:
 
 
 class Index:
-    def __init__(self, records):  # records: list[(id:int, ms:int)]
-        self.records = records
+    """records: list[(id:int, ms:int)]. ``shuffle_ties`` reorders equal sort keys on every call."""
+
+    def __init__(self, records, *, shuffle_ties=False, seed=0):
+        self.ms = dict(records)
+        assert len(self.ms) == len(records), "ids must be unique"
+        self.ever = set(self.ms.items())  # every (id, ms) a record has held
         self.calls = 0
+        self.drain_calls = 0  # calls sorted by hs_object_id
+        self.edits = []  # (counter, n, ids, new_ms)
+        self.shuffle_ties = shuffle_ties
+        self.rng = random.Random(seed)
+
+    def edit_after_call(self, n, ids, new_ms, *, drain=False):
+        """After the n-th call (the n-th id-sorted call if ``drain``), move ``ids`` to ``new_ms``.
+
+        ``new_ms`` may be a function of the position of that call (its GTE / EQ cursor value).
+        """
+        self.edits.append(("drain_calls" if drain else "calls", n, list(ids), new_ms))
 
     def __call__(self, *, filter_groups, sorts, properties, limit, after):
         self.calls += 1
         assert after + limit <= CAP, "asked past the cap"
+        assert after == 0, f"offset paging (after={after}); every page must be a fresh keyset query"
         assert limit <= 200
-        rows = self.records
+        rows = list(self.ms.items())
+        position = None
         for f in filter_groups[0]["filters"]:
             key = 1 if f["propertyName"] == CURSOR else 0
             v = int(f["value"])
-            op = {"GTE": lambda a: a >= v, "LT": lambda a: a < v, "EQ": lambda a: a == v, "GT": lambda a: a > v}[f["operator"]]
-            rows = [r for r in rows if op(r[key])]
+            rows = [r for r in rows if OPS[f["operator"]](r[key], v)]
+            if key == 1 and f["operator"] in ("GTE", "EQ"):
+                position = v
         key = 1 if sorts[0]["propertyName"] == CURSOR else 0
-        rows = sorted(rows, key=lambda r: (r[key], r[0]))
+        if key == 0:
+            self.drain_calls += 1
+        if self.shuffle_ties:  # a new order of ties on every call; otherwise ties come in id order
+            self.salt = self.rng.random()
+            rows.sort(key=lambda r: (r[key], hash((self.salt, r[0]))))
+        else:
+            rows.sort(key=lambda r: (r[key], r[0]))
         page = rows[after : after + limit]
         nxt = after + limit if after + limit < len(rows) else None
         results = [{"id": str(i), "properties": {CURSOR: str(ms), "hs_object_id": str(i)}} for i, ms in page]
+        for counter, n, ids, new_ms in self.edits:
+            if getattr(self, counter) == n:
+                for i in ids:
+                    self.ms[i] = new_ms(position) if callable(new_ms) else new_ms
+                    self.ever.add((i, self.ms[i]))
         return Page(results, len(rows), nxt)
 
 
@@ -56,7 +89,7 @@ def test_small_window_single_query():
     index = Index([(i, 1000 + i) for i in range(1, 451)])
     ids, stats = drain(index, 1000, 2000)
     assert sorted(map(int, ids)) == list(range(1, 451))
-    assert stats.queries == 1 and index.calls == 3
+    assert stats.queries == stats.pages == index.calls == 3
 
 
 def test_window_bounds_are_half_open():
@@ -67,33 +100,68 @@ def test_window_bounds_are_half_open():
 
 def test_more_than_cap_spread_over_time_is_sliced():
     records = [(i, 10_000 + i // 3) for i in range(1, 25_001)]
-    index = Index(records)
+    index = Index(records, shuffle_ties=True)
     ids, stats = drain(index, 0, 10**9)
     assert len(ids) == len(set(ids)) == 25_000
-    assert stats.queries >= 3 and stats.keyset_drains == 0
-    assert index.calls <= 25_000 / 200 + 3 * stats.queries
+    assert stats.keyset_drains == 0
+    # Each page re-reads at most the 3 records of its last millisecond.
+    assert index.calls <= 25_000 // (200 - 3) + 1
+
+
+def test_distinct_milliseconds_cost_one_call_per_page():
+    index = Index([(i, 1_000 + i) for i in range(1, 25_001)])
+    ids, _ = drain(index, 0, 10**9)
+    assert len(ids) == len(set(ids)) == 25_000
+    assert index.calls == -(-25_000 // 199)  # each page re-reads one record: its last
 
 
 def test_bulk_job_over_cap_in_one_millisecond_is_drained_by_id():
     same_ms = [(i, 5_000) for i in range(1, 23_457)]
     others = [(100_000 + i, 4_000 + i) for i in range(500)] + [(200_000 + i, 6_000 + i) for i in range(300)]
-    index = Index(same_ms + others)
+    index = Index(same_ms + others, shuffle_ties=True)
     ids, stats = drain(index, 0, 10**9)
     assert sorted(map(int, ids)) == sorted(i for i, _ in same_ms + others)
     assert len(ids) == len(set(ids))
     assert stats.keyset_drains == 1
+    assert index.calls <= (23_456 + 800) // 199 + 4
 
 
 def test_keyset_stall_fails_loudly():
     class Liar(Index):
         def __call__(self, **kwargs):
             page = super().__call__(**kwargs)
-            # Always claims more results at the cap but returns ids that never advance.
+            # Always claims more results but returns ids that never advance.
             return Page([{"id": "1", "properties": {CURSOR: "5", "hs_object_id": "1"}}] * len(page.results), page.total, page.after)
 
     index = Liar([(i, 5) for i in range(1, 20_001)])
     with pytest.raises(SearchStalledError, match="made no progress"):
         drain(index, 0, 100)
+
+
+# ---- edits during the scan: HubSpot's ``after`` is an offset into the current result set ----------
+
+
+def test_record_edited_between_pages_does_not_make_the_next_page_skip_one():
+    # 250 changed records; after page 1, one record already read is edited (its new time is past the
+    # window end), so every later record moves up one place in the result set.
+    index = Index([(i, 1_000 + i) for i in range(1, 251)])
+    index.edit_after_call(1, [5], 10**9)
+    ids, _ = drain(index, 0, 10_000)
+    assert len(set(ids)) == 250, f"lost {sorted(set(range(1, 251)) - set(map(int, ids)))}"
+    assert len(ids) == 250
+
+
+@pytest.mark.parametrize("drain_call, edited_id", [(1, 1), (51, 10_001)])
+def test_record_edited_mid_drain_does_not_make_the_next_drain_page_skip_one(drain_call, edited_id):
+    # One millisecond holds more records than a query can serve; a record read on a drain page is
+    # edited before the next drain page (call 51 is the first past the 10,000 the main scan could see).
+    index = Index([(i, 5_000) for i in range(1, 10_451)] + [(20_000, 4_000), (20_001, 6_000)])
+    index.edit_after_call(drain_call, [edited_id], 10**9, drain=True)
+    ids, stats = drain(index, 0, 10_000)
+    assert stats.keyset_drains == 1
+    assert set(map(int, ids)) == set(range(1, 10_451)) | {20_000, 20_001}, (
+        f"lost {sorted(set(range(1, 10_451)) - set(map(int, ids)))}")
+    assert len(ids) == len(set(ids))
 
 
 @settings(max_examples=30, deadline=None)
@@ -108,6 +176,65 @@ def test_any_distribution_is_extracted_completely_once(groups, page_size):
         for _ in range(count):
             records.append((next_id, ms))
             next_id += 1
-    index = Index(records)
+    index = Index(records, shuffle_ties=True)
     ids, _ = drain(index, 0, 61, page_size=page_size)
     assert sorted(map(int, ids)) == [i for i, _ in records]
+
+
+START, END = 10, 70
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    groups=st.lists(st.tuples(st.integers(0, 80), st.integers(1, 700)), min_size=0, max_size=12),
+    page_size=st.integers(20, 200),
+    edits=st.lists(
+        st.tuples(st.integers(1, 60), st.booleans(), st.integers(0, 10**6), st.booleans(), st.integers(0, 10**6)),
+        max_size=25,
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_edits_between_calls_never_lose_an_unedited_record(groups, page_size, edits, seed):
+    """Random records in and around [START, END); between calls, random records are edited: moved past
+    the window end, or into the window after the current position. Every record in the window at the
+    start that was not edited comes out exactly once; nothing comes out that was never in the window."""
+    records, next_id = [], 1
+    for ms, count in groups:
+        for _ in range(count):
+            records.append((next_id, ms))
+            next_id += 1
+    index = Index(records, shuffle_ties=True, seed=seed)
+    edited = set()
+    for n, drain_call, pick, past_end, offset in edits:
+        if not records:
+            break
+        rid = records[pick % len(records)][0]
+        edited.add(rid)
+        if past_end:
+            index.edit_after_call(n, [rid], END + offset % 5, drain=drain_call)
+        else:
+            index.edit_after_call(n, [rid], lambda pos, o=offset: min(END - 1, pos + 1 + o % (END - pos)), drain=drain_call)
+
+    stats = SliceStats()
+    pages = list(iter_changed(index, cursor_property=CURSOR, start_ms=START, end_ms=END, properties=[],
+                              stats=stats, page_size=page_size))
+    got = [r for page in pages for r in page]
+    ids = [int(r["id"]) for r in got]
+
+    in_window = {i for i, ms in records if START <= ms < END}
+    for i in in_window - edited:
+        assert ids.count(i) == 1, f"record {i} emitted {ids.count(i)} times"
+    ever_in_window = {i for i, ms in index.ever if START <= ms < END}
+    assert set(ids) <= ever_in_window
+    assert all(START <= int(r["properties"][CURSOR]) < END for r in got)
+    assert all(page for page in pages)
+
+    # Calls: every main-scan call but the last moves to a later millisecond some record held, or starts
+    # a drain; a drain takes one call per page_size records ever at its millisecond, plus two.
+    assert stats.pages == index.calls
+    ever_ms = {ms for _, ms in index.ever if START <= ms < END}
+    per_ms = {}
+    for _, ms in index.ever:
+        per_ms[ms] = per_ms.get(ms, 0) + 1
+    drains_bound = stats.keyset_drains * (3 + max(per_ms.values(), default=0) // page_size)
+    assert index.calls <= 1 + len(ever_ms) + drains_bound
