@@ -283,6 +283,7 @@ def transform_chunk(
     out["updated_at"] = updated
     out["is_deleted"] = archived
     out["deleted_at"] = archived_at.where(archived, pd.NaT).fillna(updated.where(archived, pd.NaT))
+    out["deletion_kind"] = pd.Series(np.where(archived.to_numpy(), "archived", None), index=frame.index, dtype=object)
     out[decl.merged_into_column] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     out["properties"] = _properties_json(frame)
     warns_json = [None] * len(frame)
@@ -505,7 +506,9 @@ def _money(raw: pd.Series, issues: _Issues, col: str, rule: str, reject: bool) -
     arr = _arr(raw)
     fast = _mask(pc.match_substring_regex(arr, _PLAIN_DECIMAL_RE2)) & ~_mask(pc.starts_with(arr, "-0"))
     fn = lambda x: (lambda d: None if d is None else v.format_decimal(d))(v.parse_decimal(x))  # noqa: E731
-    return _fast_apply(raw, fast, _obj(arr, raw.index), fn, issues, rule=rule, field_=col, reject=reject)
+    # canonical text as format_decimal gives it: trailing fraction zeros (and a bare point) dropped
+    canonical = pc.replace_substring_regex(pc.replace_substring_regex(arr, r"(\.[0-9]*?)0+$", r"\1"), r"\.$", "")
+    return _fast_apply(raw, fast, _obj(canonical, raw.index), fn, issues, rule=rule, field_=col, reject=reject)
 
 
 def _close_dates(raw: pd.Series, prop_type: str | None, tz: ZoneInfo, issues: _Issues, col: str) -> pd.Series:

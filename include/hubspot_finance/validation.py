@@ -73,11 +73,17 @@ def parse_decimal(value: str | None) -> Decimal | None:
 
 
 def format_decimal(d: Decimal) -> str:
-    """Plain (non-scientific) text of an exact decimal: ``1E+3`` → ``1000``, ``0.10`` stays ``0.10``."""
+    """Canonical plain text of an exact decimal: no exponent, no trailing fraction zeros, no ``-0``.
+
+    ``1E+3`` → ``1000``, ``100.50`` → ``100.5``, ``7.00`` → ``7``. One text per value, so SQLite (text)
+    and PostgreSQL (NUMERIC) store, compare and report the same thing in ``contract_changes``.
+    """
     if d.as_tuple().exponent > 0:
         d = d.quantize(Decimal(1))
     s = format(d, "f")
-    return "0" + s[1:] if s.startswith("-0") and Decimal(s) == 0 else s
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
 
 
 def parse_datetime(value: str | None) -> datetime | None:

@@ -38,7 +38,8 @@ def test_decimal_rejects_non_numbers(s):
 
 
 @pytest.mark.parametrize("text, expected", [("0.1", "0.1"), ("0.2", "0.2"), ("1234567890.12", "1234567890.12"), ("1e3", "1000"),
-                                            ("-0.0", "0.0"), (" 12.50 ", "12.50"), ("+5", "5"), (".5", "0.5")])
+                                            ("-0.0", "0"), (" 12.50 ", "12.5"), ("+5", "5"), (".5", "0.5"),
+                                            ("100.00", "100"), ("1.10E+2", "110"), ("0.000", "0"), ("-1.50", "-1.5")])
 def test_decimal_cases(text, expected):
     assert v.format_decimal(v.parse_decimal(text)) == expected
     assert v.parse_decimal("0.1") + v.parse_decimal("0.2") == Decimal("0.3")
