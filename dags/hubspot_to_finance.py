@@ -8,7 +8,7 @@ HubSpot. Runs nightly (02:00 Europe/Oslo by default) and whenever someone trigge
 |---|---|---|---|
 | `plan` | trigger parameters, watermarks in `sync_state` | the windows to read (XCom) | a parameter is wrong: the message says which; fix and trigger again |
 | `extract_reference` | HubSpot properties, pipelines, account | raw zone `reference/` | token or scope problem: the message names the fix |
-| `extract_contacts` / `_deals` / `_companies` | HubSpot records changed in the window and their associations | raw zone Parquet + manifest | retried with backoff; a daily-limit stop says when the budget resets |
+| `extract_contacts` / `_deals` / `_companies` | HubSpot records changed in the window, archived records, the associations of every live deal and contact, rejected records again; on sweep runs every id | raw zone Parquet + manifest | retried with backoff; a daily-limit stop says when the budget resets |
 | `load` | the run's manifests | finance tables, `sync_runs`, `sync_state` in **one** transaction; the run summary (XCom `return_value`) and asset events on `finance://customers`, `finance://companies`, `finance://contracts` | nothing is half-loaded; the watermark did not move; re-run |
 
 **Retries**: network and HubSpot hiccups are retried with exponential backoff (2 → 20 min). Errors a
@@ -26,7 +26,8 @@ any notifier (`HUBSPOT_SYNC_ALERT_NOTIFIER`); a deadline alert fires when a run 
 
 Manual runs: leave everything empty for a normal incremental sync; give `start` (and `end`) to
 re-sync a range without moving the watermark backwards; tick `full_refresh` to re-read everything;
-tick `dry_run` to see what would change without loading. See the README's "Operating" section.
+tick `dry_run` to see what would change without loading; tick `reconcile` to look for permanent
+deletes now (the id sweep). See the README's "Operating" section.
 """
 
 from __future__ import annotations
@@ -99,6 +100,15 @@ PARAMS = {
         type="boolean",
         title="Dry run",
         description="Extract and transform, report what would change, load nothing.",
+        section="What to sync",
+    ),
+    "reconcile": Param(
+        False,
+        type="boolean",
+        title="Find permanent deletes",
+        description="Also run the id sweep now: compare every id with HubSpot and mark records HubSpot deleted "
+        f"permanently (GDPR deletes). Runs by itself on the nightly run of {CFG.sweep_weekday} "
+        "(HUBSPOT_SYNC_SWEEP_WEEKDAY) and with full_refresh.",
         section="What to sync",
     ),
 }

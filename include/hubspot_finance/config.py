@@ -14,6 +14,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 OBJECT_TYPES = ("contacts", "deals", "companies")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+SWEEP_CHOICES = (*WEEKDAYS, "daily", "never")
+RECONCILE_CHOICES = ("every_run", "sweep", "never")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PREFIX = "HUBSPOT_SYNC_"
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+$")
@@ -38,6 +41,13 @@ def _minutes(name: str, default: int) -> timedelta:
     if value < 0:
         raise ConfigError(f"{PREFIX}{name}={raw!r}: must not be negative")
     return timedelta(minutes=value)
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (_env(name, default) or default).lower()
+    if value not in choices:
+        raise ConfigError(f"{PREFIX}{name}={value!r}: one of {', '.join(choices)}")
+    return value
 
 
 def default_raw_root() -> str:
@@ -67,6 +77,16 @@ class SyncConfig:
     alert_notifier: str | None = None  # dotted path to a BaseNotifier subclass, instance or factory
     # The run should be done this long after it was queued (02:00 + 4 h = 06:00 Oslo); None: no alert.
     deadline: timedelta | None = timedelta(hours=4)
+    # The id sweep (permanent deletes): on the scheduled run of this weekday (account time zone), daily or never.
+    sweep_weekday: str = "sunday"
+    # Association reconciliation of every live deal and contact: every_run, only with the sweep, or never.
+    reconcile_associations: str = "every_run"
+    # Permanently deleted contacts lose names, e-mail, phone, address and properties in the finance tables.
+    erase_personal_data: bool = False
+
+    def sweeps_on(self, weekday: int) -> bool:
+        """Whether a scheduled run on ``weekday`` (Monday = 0, in the account's time zone) runs the id sweep."""
+        return self.sweep_weekday == "daily" or (self.sweep_weekday in WEEKDAYS and WEEKDAYS.index(self.sweep_weekday) == weekday)
 
     @classmethod
     def from_env(cls) -> SyncConfig:
@@ -107,6 +127,9 @@ class SyncConfig:
                 "e.g. airflow.providers.slack.notifications.slack.SlackNotifier or mypackage.alerts.make_notifier"
             )
         deadline = _minutes("DEADLINE_MINUTES", 240)
+        sweep = _choice("SWEEP_WEEKDAY", "sunday", SWEEP_CHOICES)
+        reconcile = _choice("RECONCILE_ASSOCIATIONS", "every_run", RECONCILE_CHOICES)
+        erase = _choice("ERASE_PERSONAL_DATA", "false", ("true", "false")) == "true"
         return cls(
             hubspot_conn_id=_env("HUBSPOT_CONN_ID", "hubspot_default"),
             finance_conn_id=_env("FINANCE_CONN_ID", "finance_db"),
@@ -127,4 +150,7 @@ class SyncConfig:
             alert_smtp_conn_id=_env("ALERT_SMTP_CONN_ID", "smtp_default"),
             alert_notifier=notifier,
             deadline=deadline if deadline > timedelta(0) else None,
+            sweep_weekday=sweep,
+            reconcile_associations=reconcile,
+            erase_personal_data=erase,
         )

@@ -7,8 +7,12 @@ A run reads the window :mod:`hubspot_finance.windows` planned:
   sliced by :mod:`hubspot_finance.search_slicing` (any number of changes, each id once), hydrated by
   batch read when the property list is too long for a search body; plus archived records whose
   ``archivedAt`` falls after the window start.
-Associations of every extracted live record are read in batches of 1,000 as records stream by, so
-memory stays bounded by the raw zone's chunk size whatever the portal's size.
+Archived records are read with their properties (a deletion keeps the values HubSpot shows).
+Batch reads retry 207s (:mod:`hubspot_finance.hydration`); a change still unread holds the watermark
+back. Associations of every extracted record, and — to catch association-only edits, which do not
+touch modification times — of every live record the finance tables hold, are read 1,000 ids a call
+(:mod:`hubspot_finance.association_reads`). Rejected records on the retry list are read again. On a
+sweep run, :mod:`hubspot_finance.id_sweep` finds permanent deletes.
 The returned manifest is small (paths, counts, window, calls): it is what the task puts in XCom.
 """
 
@@ -17,11 +21,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
+from hubspot_finance.association_reads import ASSOCIATION_BATCH, AssociationReader
+from hubspot_finance.hydration import Hydrator
+from hubspot_finance.id_sweep import sweep
 from hubspot_finance.objects import ObjectDecl, associations_from
 from hubspot_finance.rawzone import RawZone
 from hubspot_finance.search_slicing import SliceStats, iter_changed
@@ -30,7 +38,6 @@ from hubspot_finance.windows import Window
 
 log = logging.getLogger(__name__)
 
-ASSOCIATION_BATCH = 1_000
 # HubSpot documents no URL limit; 414s are seen with long property lists. Stay well below.
 LIST_URL_PROPERTY_CHARS = 2_000
 # A search body may be limited to 3,000 characters (HubSpot's docs are ambiguous).
@@ -51,30 +58,50 @@ class ExtractResult:
     records: int = 0
     archived: int = 0
     hydrated: int = 0
-    missing_ids: list[str] = field(default_factory=list)
+    retried: int = 0  # rejected records on the retry list read again
+    unread: dict[str, int | None] = field(default_factory=dict)  # id → modification ms, after all retries
     associations: dict[str, int] = field(default_factory=dict)
+    reconciliation: dict[str, int] = field(default_factory=dict)  # {"ids", "calls"} of the association reconciliation
+    sweep: dict[str, int] = field(default_factory=dict)  # {"live", "candidates", "found", "purged", "calls"}
     calls: dict[str, Any] = field(default_factory=dict)
     slices: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     properties: list[str] = field(default_factory=list)
     dropped_properties: list[str] = field(default_factory=list)
+    advances_to: datetime | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def as_manifest_extra(self) -> dict[str, Any]:
         calls = self.calls.get("total_calls", 0)
+        unread = sorted(self.unread, key=int)
         return {
             **self.window.as_dict(),
+            "advances_to": self.advances_to.isoformat() if self.advances_to else None,
             "records": self.records,
             "archived": self.archived,
             "hydrated": self.hydrated,
-            "missing_ids": self.missing_ids[:1000],
-            "missing_ids_count": len(self.missing_ids),
+            "retried": self.retried,
+            "unread_ids": unread[:1000],
+            "unread_count": len(unread),
             "associations": self.associations,
+            "reconciliation": self.reconciliation,
+            "sweep": self.sweep,
             "calls": self.calls,
             "calls_per_1000_records": round(1000 * calls / self.records, 2) if self.records else None,
             "search_slices": self.slices,
             "seconds": round(self.seconds, 3),
             "dropped_properties": self.dropped_properties,
+            "warnings": self.warnings,
         }
+
+
+@dataclass(frozen=True)
+class FinanceIds:
+    """What the finance tables hold for one object, for the extraction's repairs (all ids as text)."""
+
+    live: tuple[str, ...] = ()  # not deleted: their associations are reconciled
+    known: tuple[str, ...] = ()  # live or archived (not merged, not permanently deleted): the sweep checks them
+    retry: tuple[str, ...] = ()  # rejected records to read again
 
 
 def resolve_properties(
@@ -159,46 +186,6 @@ class _Progress:
         log.info("%s: %d%s records, %.0f records/s%s%s", self.label, self.count, of, rate, eta, budget)
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-class _AssociationCollector:
-    """Reads associations for ids as they stream by, 1,000 at a time, into the raw zone."""
-
-    def __init__(self, hook: Any, zone: RawZone, decl: ObjectDecl, run_id: str):
-        self.hook = hook
-        self.pending: list[str] = []
-        self.writers = {
-            a.to_type: zone.association_writer(decl.name, a.to_type, run_id) for a in associations_from(decl.name)
-        }
-        self.object_type = decl.name
-
-    def add(self, ids: Iterable[str]) -> None:
-        if not self.writers:
-            return
-        self.pending.extend(ids)
-        while len(self.pending) >= ASSOCIATION_BATCH:
-            batch, self.pending = self.pending[:ASSOCIATION_BATCH], self.pending[ASSOCIATION_BATCH:]
-            self._read(batch)
-
-    def _read(self, ids: list[str]) -> None:
-        for to_type, writer in self.writers.items():
-            for page in self.hook.iter_associations(self.object_type, to_type, ids):
-                writer.write(page.results)
-            writer.add_covered(ids)
-
-    def commit(self, window: Window) -> dict[str, int]:
-        if self.pending:
-            self._read(self.pending)
-            self.pending = []
-        counts = {}
-        for to_type, writer in self.writers.items():
-            manifest = writer.commit(window.as_dict())
-            counts[f"{self.object_type}_to_{to_type}"] = manifest.rows
-        return counts
-
 
 def extract_object(
     hook: Any,
@@ -211,29 +198,65 @@ def extract_object(
     dropped_properties: Sequence[str] = (),
     search_page_size: int = 200,
     expected_records: int | None = None,
+    finance: FinanceIds = FinanceIds(),
+    reconcile_associations: bool = False,
+    run_sweep: bool = False,
 ) -> dict[str, Any]:
     """Extract one object type for one window into the raw zone; returns the committed manifest."""
     started = time.monotonic()
     before = hook.stats.as_dict()
-    result = ExtractResult(decl.name, window, properties=list(properties), dropped_properties=list(dropped_properties))
+    result = ExtractResult(decl.name, window, properties=list(properties), dropped_properties=list(dropped_properties),
+                           advances_to=window.advances_to)
     if dropped_properties:
         log.warning(
             "%s: HubSpot no longer defines %s; they are not requested (check the mapping)",
             decl.name, ", ".join(dropped_properties),
         )
     writer = zone.record_writer(decl.name, run_id, properties)
-    associations = _AssociationCollector(hook, zone, decl, run_id)
+    links = AssociationReader(hook, zone, decl, run_id)
     log.info("%s: %s extraction, window %s", decl.name, window.mode, _describe(window))
 
-    if window.mode == "full":
-        _extract_full(hook, decl, properties, writer, associations, result, expected_records)
-    elif not window.is_empty:
-        _extract_changes(hook, decl, window, properties, writer, associations, result, search_page_size, expected_records)
-    _extract_archived(hook, decl, window, properties, writer, result)
+    def take(records: list[dict[str, Any]]) -> None:
+        writer.write(records)
+        result.records += len(records)
+        links.add(str(r["id"]) for r in records if not r.get("archived"))
 
-    result.associations = associations.commit(window)
-    after = hook.stats.as_dict()
-    result.calls = _calls_delta(before, after)
+    def take_hydrated(records: list[dict[str, Any]]) -> None:
+        result.hydrated += len(records)
+        take(records)
+
+    hydrator = Hydrator(hook, decl.name, properties, take_hydrated)
+    listed_live: set[str] | None = None
+    if window.mode == "full":
+        listed_live = _extract_full(hook, decl, properties, take, hydrator, expected_records)
+    elif not window.is_empty:
+        _extract_changes(hook, decl, window, properties, take, hydrator, result, search_page_size, expected_records)
+    if finance.retry:
+        log.info("%s: reading %d rejected records again (retry list)", decl.name, len(finance.retry))
+        retry = Hydrator(hook, decl.name, properties, take_hydrated)
+        retry.read(finance.retry)
+        result.retried = len(finance.retry) - len(retry.unread)
+    archived_ids = _extract_archived(hook, decl, window, properties, take, result)
+    for record_id in [i for i in hydrator.unread if i in archived_ids]:
+        del hydrator.unread[record_id]  # deleted meanwhile: its archived copy was read
+    result.unread = dict(hydrator.unread)
+    if (run_sweep or window.mode == "full") and finance.known:
+        # a full listing has just seen every live id: the sweep need not list them again
+        swept = sweep(hook, decl, finance.known, archived_ids, properties, take_hydrated, live_ids=listed_live)
+        writer.write_json("purged.json", swept.purged)
+        result.sweep = {"live": swept.live, "candidates": swept.candidates, "found": swept.found,
+                        "purged": len(swept.purged), "calls": swept.calls}
+    if reconcile_associations and links.writers:
+        calls_before = hook.stats.total_calls
+        todo = [i for i in finance.live if i not in links.seen]
+        links.add(todo)
+        links.flush()
+        result.reconciliation = {"ids": len(todo), "calls": hook.stats.total_calls - calls_before}
+        log.info("%s: associations of %d unchanged records reconciled in %d calls", decl.name, len(todo),
+                 result.reconciliation["calls"])
+    _hold_watermark(result)
+    result.associations = links.commit(window)
+    result.calls = _calls_delta(before, hook.stats.as_dict())
     result.seconds = time.monotonic() - started
     manifest = writer.commit(result.as_manifest_extra())
     log.info(
@@ -241,9 +264,27 @@ def extract_object(
         decl.name, result.records, result.archived, result.hydrated, result.associations,
         result.calls.get("total_calls", 0), result.as_manifest_extra()["calls_per_1000_records"], result.seconds,
     )
-    if result.missing_ids:
-        log.warning("%s: %d ids were gone when read (deleted meanwhile): %s", decl.name, len(result.missing_ids), result.missing_ids[:20])
     return {"dataset": manifest.dataset, "rows": manifest.rows, "parts": len(manifest.parts), **manifest.extra}
+
+
+def _hold_watermark(result: ExtractResult) -> None:
+    """Changes HubSpot would not hand over (207 after every retry) stop the watermark before the earliest one."""
+    if not result.unread:
+        return
+    ids = sorted(result.unread, key=int)
+    known = [ms for ms in result.unread.values() if ms is not None]
+    window = result.window
+    if len(known) < len(result.unread):
+        hold = window.start  # a change of unknown time: the watermark stays where this window began
+    else:
+        hold = datetime.fromtimestamp(min(known) / 1000, timezone.utc)
+    if result.advances_to is not None:
+        result.advances_to = min(result.advances_to, hold) if hold is not None else None
+    message = (f"{result.object_type}: {len(ids)} changed records could not be read from HubSpot after retries "
+               f"(207): {', '.join(ids[:20])}; the watermark stops at "
+               f"{result.advances_to.isoformat() if result.advances_to else 'its old value'} so the next run reads them again")
+    log.warning("%s", message)
+    result.warnings.append(message)
 
 
 def estimate_work(hook: Any, decl: ObjectDecl, window: Window, properties: Sequence[str]) -> dict[str, float]:
@@ -324,63 +365,92 @@ def _total(hook: Any, decl: ObjectDecl) -> int | None:
         return None
 
 
-def _extract_full(hook, decl, properties, writer, associations, result, expected=None) -> None:
+
+def _extract_full(hook, decl, properties, take, hydrator, expected=None) -> set[str]:
+    """Every live record through the list endpoint; returns the ids listed."""
     progress = _Progress(f"{decl.name} full", expected if expected is not None else _total(hook, decl), hook=hook)
+    listed: set[str] = set()
     if _url_fits(properties):
         for page in hook.iter_list_pages(decl.name, properties):
-            writer.write(page.results)
-            result.records += len(page.results)
-            associations.add(str(r["id"]) for r in page.results)
+            listed.update(str(r["id"]) for r in page.results)
+            take(page.results)
             progress.add(len(page.results))
-        return
+        return listed
     ids: list[str] = []
+    modified: dict[str, int] = {}
     for page in hook.iter_list_pages(decl.name, [decl.cursor_property]):
-        ids.extend(str(r["id"]) for r in page.results)
+        for record in page.results:
+            listed.add(str(record["id"]))
+            ids.append(str(record["id"]))
+            modified[str(record["id"])] = _modified_ms(record, decl.cursor_property)
         if len(ids) >= 1_000:
-            _hydrate(hook, decl, ids, properties, writer, associations, result)
+            hydrator.read(ids, modified)
             progress.add(len(ids))
-            ids = []
+            ids, modified = [], {}
     if ids:
-        _hydrate(hook, decl, ids, properties, writer, associations, result)
+        hydrator.read(ids, modified)
         progress.add(len(ids))
+    return listed
 
 
-def _hydrate(hook, decl, ids, properties, writer, associations, result) -> None:
-    """Batch-read ``ids``; ids HubSpot reports missing (207) are read once more before they count as gone.
-
-    A 207 can be passing (an id not yet readable, a replica behind): the second read recovers those.
-    Ids still missing were deleted meanwhile (their archived copy is read by the archived listing) or
-    are unreadable: they are logged and listed in the manifest (``missing_ids``), never dropped silently.
-    """
-    missing: list[str] = []
-    for batch in hook.iter_batch_read(decl.name, ids, properties):
-        _take_batch(batch, writer, associations, result)
-        missing.extend(_unaccounted(batch))
-    if missing:
-        log.info("%s: %d ids missing from a batch read (207); reading them again", decl.name, len(missing))
-        for batch in hook.iter_batch_read(decl.name, missing, properties):
-            _take_batch(batch, writer, associations, result)
-            result.missing_ids.extend(_unaccounted(batch))
+def _modified_ms(record: dict[str, Any], cursor_property: str) -> int | None:
+    value = (record.get("properties") or {}).get(cursor_property) or record.get("updatedAt")
+    moment = parse_hubspot_datetime(value)
+    return to_ms(moment) if moment else None
 
 
-def _unaccounted(batch) -> list[str]:
-    """Requested ids neither returned nor absorbed by a returned survivor (merge), plus those HubSpot
-    reported missing: a 207 that forgets to list an id must not lose it either."""
-    accounted = set()
-    for record in batch.results:
-        accounted.add(str(record.get("id")))
-        merged = (record.get("properties") or {}).get("hs_merged_object_ids") or ""
-        accounted.update(i for i in merged.split(";") if i)
-    reported = list(dict.fromkeys(batch.missing_ids))
-    silent = [i for i in batch.requested_ids if i not in accounted and i not in reported]
-    return reported + silent
+def _extract_changes(hook, decl, window, properties, take, hydrator, result, page_size, expected=None) -> None:
+    assert window.start is not None
+    direct = _search_fits(properties, decl.cursor_property)
+    stats = SliceStats()
+    search = partial(hook.search_page, decl.name)
+    progress = _Progress(f"{decl.name} changes", expected, hook=hook)
+    pending: dict[str, int | None] = {}
+    for page in iter_changed(
+        search,
+        cursor_property=decl.cursor_property,
+        start_ms=to_ms(window.start),
+        end_ms=to_ms(window.end),
+        properties=properties if direct else [],
+        stats=stats,
+        page_size=page_size,
+    ):
+        if direct:
+            take(page)
+        else:
+            pending.update((str(r["id"]), _modified_ms(r, decl.cursor_property)) for r in page)
+            if len(pending) >= 1_000:
+                hydrator.read(list(pending), pending)
+                pending = {}
+        progress.add(len(page))
+    if pending:
+        hydrator.read(list(pending), pending)
+    result.slices = {"pages": stats.pages, "keyset_drains": stats.keyset_drains,
+                     "duplicates_skipped": stats.duplicates_skipped}
 
 
-def _take_batch(batch, writer, associations, result) -> None:
-    writer.write(batch.results)
-    result.records += len(batch.results)
-    result.hydrated += len(batch.results)
-    associations.add(str(r["id"]) for r in batch.results)
+def _extract_archived(hook, decl, window, properties, take, result) -> set[str]:
+    """Archived (deleted) records with the values HubSpot still shows for them; in incremental runs
+    only those archived since the window start. Returns every archived id HubSpot listed."""
+    since = window.start if window.mode != "full" else None
+    listed: set[str] = set()
+    wide = not _url_fits(properties)
+    fetch = Hydrator(hook, decl.name, properties, take, archived=True) if wide else None
+    for page in hook.iter_list_pages(decl.name, [decl.cursor_property, "hs_object_id"] if wide else properties, archived=True):
+        keep = []
+        for record in page.results:
+            listed.add(str(record.get("id")))
+            archived_at = parse_hubspot_datetime(record.get("archivedAt"))
+            if since is None or archived_at is None or archived_at >= since:
+                keep.append(record)
+        result.archived += len(keep)
+        if fetch is None:
+            take(keep)
+        elif keep:
+            fetch.read([str(r["id"]) for r in keep])
+    if fetch is not None and fetch.unread:
+        log.info("%s: %d archived records no longer readable (deleted for good meanwhile)", decl.name, len(fetch.unread))
+    return listed
 
 
 def _search_fits(properties: Sequence[str], cursor_property: str) -> bool:
@@ -395,51 +465,3 @@ def _search_fits(properties: Sequence[str], cursor_property: str) -> bool:
         "after": "10000",
     }
     return len(json.dumps(probe, separators=(",", ":"))) <= SEARCH_BODY_CHARS
-
-
-def _extract_changes(hook, decl, window, properties, writer, associations, result, page_size, expected=None) -> None:
-    assert window.start is not None
-    direct = _search_fits(properties, decl.cursor_property)
-    stats = SliceStats()
-    search = partial(hook.search_page, decl.name)
-    progress = _Progress(f"{decl.name} changes", expected, hook=hook)
-    pending: list[str] = []
-    for page in iter_changed(
-        search,
-        cursor_property=decl.cursor_property,
-        start_ms=to_ms(window.start),
-        end_ms=to_ms(window.end),
-        properties=properties if direct else [],
-        stats=stats,
-        page_size=page_size,
-    ):
-        if direct:
-            writer.write(page)
-            result.records += len(page)
-            associations.add(str(r["id"]) for r in page)
-        else:
-            pending.extend(str(r["id"]) for r in page)
-            if len(pending) >= 1_000:
-                _hydrate(hook, decl, pending, properties, writer, associations, result)
-                pending = []
-        progress.add(len(page))
-    if pending:
-        _hydrate(hook, decl, pending, properties, writer, associations, result)
-    result.slices = {
-        "queries": stats.queries, "pages": stats.pages, "keyset_drains": stats.keyset_drains,
-        "duplicates_skipped": stats.duplicates_skipped,
-    }
-
-
-def _extract_archived(hook, decl, window, properties, writer, result) -> None:
-    """Archived (deleted) records; in incremental runs only those archived since the window start."""
-    since = window.start if window.mode != "full" else None
-    for page in hook.iter_list_pages(decl.name, [decl.cursor_property, "hs_object_id"], archived=True):
-        keep = []
-        for record in page.results:
-            archived_at = parse_hubspot_datetime(record.get("archivedAt"))
-            if since is None or archived_at is None or archived_at >= since:
-                keep.append(record)
-        writer.write(keep)
-        result.records += len(keep)
-        result.archived += len(keep)

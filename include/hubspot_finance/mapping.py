@@ -81,7 +81,7 @@ FIXED_COLUMNS: dict[str, dict[str, str]] = {
 RESERVED_COLUMNS = frozenset(
     {
         "hubspot_contact_id", "hubspot_company_id", "hubspot_deal_id", "created_at", "updated_at",
-        "is_deleted", "deleted_at", "merged_into_contact_id", "merged_into_company_id",
+        "is_deleted", "deleted_at", "deletion_kind", "merged_into_contact_id", "merged_into_company_id",
         "merged_into_deal_id", "properties", "synced_at", "sync_run_id", "validation_warnings",
         "pipeline_label", "stage_label", "is_closed", "is_won", "primary_company_id",
     }

@@ -11,6 +11,7 @@ import logging
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
+from zoneinfo import ZoneInfo
 
 from hubspot_finance.config import SyncConfig
 from hubspot_finance.params import ParamsError, parse_run_request
@@ -148,7 +149,15 @@ def plan_run(
             object_type, window.mode, window.start.isoformat() if window.start else "beginning",
             window.end.isoformat(), watermarks.get(object_type), window.advances_to,
         )
-    return {"objects": list(request.objects), "windows": windows, "dry_run": request.dry_run, "planned_at": now.isoformat()}
+    local_now = now.astimezone(ZoneInfo(cfg.timezone))
+    run_sweep = request.reconcile or request.full_refresh or (
+        run_type == "scheduled" and start is None and cfg.sweeps_on(local_now.weekday()))
+    reconcile = cfg.reconcile_associations == "every_run" or (cfg.reconcile_associations == "sweep" and run_sweep)
+    log.info("id sweep (permanent deletes): %s; association reconciliation: %s",
+             "yes" if run_sweep else f"no (runs {cfg.sweep_weekday}, on full_refresh or with reconcile)",
+             "yes" if reconcile else f"no ({cfg.reconcile_associations})")
+    return {"objects": list(request.objects), "windows": windows, "dry_run": request.dry_run, "planned_at": now.isoformat(),
+            "sweep": run_sweep, "reconcile_associations": reconcile}
 
 
 def share_budget(cfg: SyncConfig, plan: dict[str, Any], hook: Any) -> dict[str, Any]:
@@ -218,12 +227,53 @@ def extract_object(cfg: SyncConfig, plan: dict[str, Any], object_type: str, run_
     budget = plan.get("budget", {}).get(object_type, {"general": 1.0, "search": 1.0})
     hook = hubspot_hook(cfg, budget_fraction=budget["general"], search_fraction=budget["search"])
     estimate = plan.get("estimates", {}).get(object_type, {})
+    run_sweep = bool(plan.get("sweep"))
+    reconcile = bool(plan.get("reconcile_associations"))
+    finance = read_finance_ids(cfg, decl, live=reconcile, known=run_sweep or window.mode == "full")
     with phase(f"Extract {object_type}: {window.mode} window {_window_text(window)}"):
         manifest = extract.extract_object(
-            hook, zone, decl, window, run_id, properties, dropped_properties=dropped, expected_records=estimate.get("records")
+            hook, zone, decl, window, run_id, properties, dropped_properties=dropped, expected_records=estimate.get("records"),
+            finance=finance, reconcile_associations=reconcile, run_sweep=run_sweep,
         )
     _log_budget(object_type, hook.stats.as_dict())
     return manifest
+
+
+RETRY_LIST_LIMIT = 10_000  # rejected records read again per object and run (the oldest attempts first)
+
+
+def read_finance_ids(cfg: SyncConfig, decl: Any, *, live: bool, known: bool):
+    """The ids the extraction repairs from: live rows (association reconciliation), live or archived rows
+    (the id sweep) and the retry list of rejected records. Empty before the first load."""
+    from hubspot_finance.extract import FinanceIds
+    from hubspot_finance.schema import Dialect, dialect_of, quote
+
+    with finance_connection(cfg) as conn:
+        d = Dialect(dialect_of(conn), schema=cfg.schema)
+        cur = conn.cursor()
+        if d.name == "postgres":
+            cur.execute("SELECT to_regclass(%s)", (f'"{d.schema}"."record_retries"',))
+            ready = cur.fetchone()[0] is not None
+        else:
+            cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'record_retries'")
+            ready = cur.fetchone() is not None
+        if not ready:
+            conn.rollback()
+            return FinanceIds()
+        key, table = quote(decl.key_column), d.t(decl.table)
+
+        def ids(sql: str, params: tuple = ()) -> tuple[str, ...]:
+            cur.execute(sql, params)
+            return tuple(str(r[0]) for r in cur.fetchall())
+
+        found = FinanceIds(
+            live=ids(f"SELECT {key} FROM {table} WHERE is_deleted = {'FALSE' if d.name == 'postgres' else '0'}") if live else (),
+            known=ids(f"SELECT {key} FROM {table} WHERE deletion_kind IS NULL OR deletion_kind = 'archived'") if known else (),
+            retry=ids(f"SELECT hubspot_id FROM {d.t('record_retries')} WHERE object_type = {d.param} "
+                      f"ORDER BY first_rejected_at LIMIT {RETRY_LIST_LIMIT}", (decl.name,)),
+        )
+        conn.rollback()
+        return found
 
 
 def _window_text(window: Window) -> str:
@@ -280,13 +330,17 @@ def load_manifests(
         zone,
         run_id,
         object_types=object_types,
-        config=LoadConfig(schema=cfg.schema, mapping=load_mapping(cfg.mapping_file), dry_run=dry_run),
+        config=LoadConfig(schema=cfg.schema, mapping=load_mapping(cfg.mapping_file), dry_run=dry_run,
+                          erase_personal_data=cfg.erase_personal_data),
     )
     with finance_connection(cfg) as conn:
         result = load_run(conn, load_plan)
     summary = result.to_dict()
     summary["text"] = result.format()
     summary["api_calls"] = {o: (manifests[o] or {}).get("calls", {}).get("total_calls") for o in object_types}
+    summary["reconciliation"] = {o: (manifests[o] or {}).get("reconciliation") or {} for o in object_types}
+    summary["sweep"] = {o: (manifests[o] or {}).get("sweep") or {} for o in object_types}
+    summary["warnings"] = [w for o in object_types for w in (manifests[o] or {}).get("warnings") or []]
     return summary
 
 

@@ -280,6 +280,13 @@ class RawZone:
         for table in self.iter_tables(manifest, columns):
             yield table.to_pandas()
 
+    def read_dataset_json(self, manifest: Manifest, name: str, default: Any = None) -> Any:
+        """A JSON side file of a committed dataset (e.g. ``purged.json``); ``default`` if it has none."""
+        if name not in manifest.extra.get("side_files", []):
+            return default
+        with (self._dir(manifest.dataset) / name).open("rb") as fh:
+            return json.loads(fh.read())
+
     def iter_from_ids(self, manifest: Manifest) -> Iterator[pa.Table]:
         """Association datasets: the from-ids whose associations were read (covered) in the run."""
         return self._iter_parts(manifest, manifest.from_id_parts, None)
@@ -356,6 +363,7 @@ class RecordWriter(_DatasetWriter):
         self._buf: list[dict[str, Any]] = []
         self.rows = 0
         self._warned_extra = False
+        self.side_files: list[str] = []
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         for rec in records:
@@ -407,8 +415,20 @@ class RecordWriter(_DatasetWriter):
         self._write_part("part", len(self.parts), pa.Table.from_arrays(arrays, schema=self.schema), self.parts)
         self.rows += len(buf)
 
+    def write_json(self, name: str, obj: Any) -> None:
+        """A small JSON side file of the dataset (listed in the manifest's ``side_files``), before commit."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.json", name) or name == MANIFEST:
+            raise ValueError(f"invalid side file name {name!r}")
+        try:
+            _write_json(self.dir / name, obj)
+        except OSError as err:
+            raise self._write_error(name, err) from err
+        self.side_files.append(name)
+
     def commit(self, extra_manifest: dict[str, Any] | None = None) -> Manifest:
         self.flush()
+        if self.side_files:
+            extra_manifest = {**(extra_manifest or {}), "side_files": list(self.side_files)}
         return self._commit(
             Manifest(
                 "records", self.rel, self.run_id, self.name, parts=self.parts, property_names=self.property_names,

@@ -91,13 +91,13 @@ ENTITY_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("hubspot_contact_id", "text"), ("email", "text"), ("first_name", "text"), ("last_name", "text"),
         ("phone", "text"), ("company_name", "text"), ("address", "text"), ("postal_code", "text"),
         ("city", "text"), ("country", "text"), ("lifecycle_stage", "text"), ("hubspot_owner_id", "text"),
-        ("created_at", "ts"), ("updated_at", "ts"), ("is_deleted", "bool"), ("deleted_at", "ts"),
+        ("created_at", "ts"), ("updated_at", "ts"), ("is_deleted", "bool"), ("deleted_at", "ts"), ("deletion_kind", "text"),
         ("merged_into_contact_id", "text"), ("properties", "json"), ("validation_warnings", "json"),
     ],
     "companies": [
         ("hubspot_company_id", "text"), ("name", "text"), ("domain", "text"), ("organization_number", "text"),
         ("address", "text"), ("postal_code", "text"), ("city", "text"), ("country", "text"),
-        ("created_at", "ts"), ("updated_at", "ts"), ("is_deleted", "bool"), ("deleted_at", "ts"),
+        ("created_at", "ts"), ("updated_at", "ts"), ("is_deleted", "bool"), ("deleted_at", "ts"), ("deletion_kind", "text"),
         ("merged_into_company_id", "text"), ("properties", "json"), ("validation_warnings", "json"),
     ],
     "contracts": [
@@ -105,7 +105,7 @@ ENTITY_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("amount_home_currency", "money"), ("pipeline_id", "text"), ("pipeline_label", "text"),
         ("stage_id", "text"), ("stage_label", "text"), ("is_closed", "bool"), ("is_won", "bool"),
         ("close_date", "date"), ("primary_company_id", "text"), ("hubspot_owner_id", "text"),
-        ("created_at", "ts"), ("updated_at", "ts"), ("is_deleted", "bool"), ("deleted_at", "ts"),
+        ("created_at", "ts"), ("updated_at", "ts"), ("is_deleted", "bool"), ("deleted_at", "ts"), ("deletion_kind", "text"),
         ("merged_into_deal_id", "text"), ("properties", "json"), ("validation_warnings", "json"),
     ],
 }
@@ -113,7 +113,10 @@ ENTITY_COLUMNS: dict[str, list[tuple[str, str]]] = {
 LOADER_COLUMNS = [("synced_at", "ts"), ("sync_run_id", "text")]
 # Columns the transform does not set for contracts (filled from associations by the loader).
 NOT_FROM_TRANSFORM = {"primary_company_id"}
-CHANGE_TRACKED = {"contracts": ("amount", "currency", "stage_id", "close_date")}
+# Fields whose every observed change becomes a ``contract_changes`` row (``is_deleted``: deleted, restored).
+CHANGE_TRACKED = {"contracts": ("amount", "currency", "stage_id", "close_date", "is_deleted")}
+# Why a row is deleted: archived in HubSpot (restorable), merged into another record, or permanently deleted.
+DELETION_KINDS = ("archived", "merged", "permanent")
 
 
 # ------------------------------------------------------------------ migrations
@@ -181,10 +184,38 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX {I:rejected_records_run} ON {T:rejected_records} (run_id, object_type)",
         ],
     ),
+    (
+        3,
+        "deletion kinds, versioned link sets, the retry list of rejected records, canonical decimals",
+        [
+            *[f"ALTER TABLE {{T:{t}}} ADD COLUMN deletion_kind {{text}}" for t in ("customers", "companies", "contracts")],
+            *[f"UPDATE {{T:{t}}} SET deletion_kind = CASE WHEN {m} IS NOT NULL THEN 'merged' ELSE 'archived' END "
+              "WHERE is_deleted = {true}" for t, m in (("customers", "merged_into_contact_id"),
+                                                      ("companies", "merged_into_company_id"),
+                                                      ("contracts", "merged_into_deal_id"))],
+            """CREATE TABLE {T:link_versions} (
+                association {text} NOT NULL, from_id {text} NOT NULL, read_at {ts} NOT NULL, run_id {text},
+                PRIMARY KEY (association, from_id))""",
+            """CREATE TABLE {T:record_retries} (
+                object_type {text} NOT NULL, hubspot_id {text} NOT NULL, attempts {int} NOT NULL,
+                first_rejected_at {ts} NOT NULL, last_run_id {text}, PRIMARY KEY (object_type, hubspot_id))""",
+            "ALTER TABLE {T:rejected_records} ADD COLUMN attempt {int} NOT NULL DEFAULT 1",
+            "ALTER TABLE {T:sync_runs} ADD COLUMN purged {int} NOT NULL DEFAULT 0",
+            "UPDATE {T:contracts} SET amount = {canonical:amount}, amount_home_currency = {canonical:amount_home_currency}",
+        ],
+    ),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
-_PLACEHOLDER = re.compile(r"\{(T|I):([A-Za-z_][A-Za-z0-9_]*)\}|\{([a-z]+)\}")
+_PLACEHOLDER = re.compile(r"\{(T|I|canonical):([A-Za-z_][A-Za-z0-9_]*)\}|\{([a-z]+)\}")
+
+
+def canonical_decimal_sql(d: Dialect, column: str) -> str:
+    """SQL giving the canonical text of a stored decimal (see ``validation.format_decimal``)."""
+    c = quote(column)
+    if d.name == "postgres":
+        return f"trim_scale({c})"
+    return f"CASE WHEN {c} LIKE '%.%' THEN rtrim(rtrim({c}, '0'), '.') ELSE {c} END"
 
 
 def render(sql: str, d: Dialect) -> str:
@@ -193,9 +224,11 @@ def render(sql: str, d: Dialect) -> str:
             return d.t(m.group(2))
         if m.group(1) == "I":
             return quote(d.prefix + m.group(2))
+        if m.group(1) == "canonical":
+            return canonical_decimal_sql(d, m.group(2))
         word = m.group(3)
-        if word == "false":
-            return "FALSE" if d.name == "postgres" else "0"
+        if word in ("false", "true"):
+            return word.upper() if d.name == "postgres" else str(int(word == "true"))
         return d.type(word)
 
     return _PLACEHOLDER.sub(sub, sql)

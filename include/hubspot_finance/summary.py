@@ -19,6 +19,7 @@ class ObjectSummary:
     rejected: int = 0
     deleted: int = 0  # archived now (newly or again) or merged away
     merged: int = 0  # merged-away rows marked in this run
+    purged: int = 0  # permanently deleted in HubSpot (found by the id sweep), marked in this run
     warnings: dict[str, int] = field(default_factory=dict)
     watermark: str | None = None
 
@@ -35,6 +36,7 @@ class AssociationSummary:
     covered_from_ids: int = 0
     upserted: int = 0
     removed: int = 0
+    stale: int = 0  # from-ids whose stored link set was read later than this one: kept
 
 
 @dataclass
@@ -61,9 +63,9 @@ class RunSummary:
             lines.append(
                 f"  {o.object_type:<10} extracted {o.extracted}, inserted {o.inserted}, updated {o.updated}, "
                 f"unchanged {o.unchanged}, stale {o.stale}, rejected {o.rejected}, deleted {o.deleted}, "
-                f"merged {o.merged}, warnings {sum(o.warnings.values())}"
+                f"merged {o.merged}, purged {o.purged}, warnings {sum(o.warnings.values())}"
             )
         for a in self.associations.values():
-            lines.append(f"  {a.name:<22} pairs {a.rows}, from-ids {a.covered_from_ids}, upserted {a.upserted}, removed {a.removed}")
+            lines.append(f"  {a.name:<22} pairs {a.rows}, from-ids {a.covered_from_ids}, upserted {a.upserted}, removed {a.removed}, stale {a.stale}")
         lines.append(f"  contract changes {self.contract_changes}")
         return "\n".join(lines)

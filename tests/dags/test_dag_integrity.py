@@ -50,7 +50,7 @@ def test_shape(dagbag):
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.timetable.expression == "0 2 * * *" and str(dag.timetable.timezone) == "Europe/Oslo"
     assert dag.max_active_runs == 1 and dag.catchup is False
-    assert set(dag.params.keys()) == {"start", "end", "objects", "full_refresh", "dry_run"}
+    assert set(dag.params.keys()) == {"start", "end", "objects", "full_refresh", "dry_run", "reconcile"}
     assert set(dag.task_ids) == {
         "plan", "extract_reference", "extract_contacts", "extract_deals", "extract_companies", "load",
     }

@@ -201,7 +201,7 @@ def test_full_then_incremental_matches_hubspot(airflow_home, finance, tmp_path):
         assert changed["created"] in db.by_id("customers", "hubspot_contact_id")
         changes = db.query("SELECT field, old_value, new_value FROM {s}contract_changes WHERE hubspot_deal_id = '9000000003'")
         assert {c["field"] for c in changes} >= {"amount", "stage_id"}
-        assert [c["new_value"] for c in changes if c["field"] == "amount"] == ["0.30"]
+        assert [c["new_value"] for c in changes if c["field"] == "amount"] == ["0.3"]  # canonical decimal text
         token = sb.token
     # The token is nowhere in what the runs left behind: logs, metadata DB (XCom), Parquet, finance data.
     leaks = [str(p) for base in (airflow_home.home, raw, tmp_path) for p in Path(base).rglob("*")

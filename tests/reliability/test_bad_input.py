@@ -107,4 +107,5 @@ def test_nul_character_in_a_value_is_loaded_or_nulled_never_fails_the_load(sb, u
                          body={"results": [rec("1013", lastname="nul\x00byte"), rec("1014", lastname="fine")]}, times=1)
     assert h.sync("run-1", h.NOW1)["status"] == "success"
     rows = {r["hubspot_contact_id"]: r["last_name"] for r in target.query("SELECT * FROM {s}customers")}
-    assert rows["1014"] == "fine" and rows["1013"] in ("nul\x00byte", "nulbyte", None)
+    # SQLite keeps it; PostgreSQL text cannot hold NUL: it is dropped from the value with a warning
+    assert rows["1014"] == "fine" and rows["1013"] == ("nul\x00byte" if target.kind == "sqlite" else "nulbyte")

@@ -199,7 +199,10 @@ def test_two_runs_at_once_one_waits_and_the_watermark_never_moves_back(sb, use, 
     assert done.wait(60) and not errors, errors
     thread.join()
     assert target.watermarks() == {o: h._norm("w", h.NOW2) for o in h.OBJECT_TYPES}  # not moved back to run-old's end
-    assert target.snapshot() == reference["run2"]
+    # every table as after a plain run 2; rejected_records also holds run-old's extra attempt at the seed's bad deal
+    now, expected = target.snapshot(), reference["run2"]
+    assert {k: v for k, v in now.items() if k != "rejected_records"} == {k: v for k, v in expected.items() if k != "rejected_records"}
+    assert {r["hubspot_id"] for r in now["rejected_records"]} == {r["hubspot_id"] for r in expected["rejected_records"]}
 
 
 def test_database_error_names_the_connection(sb, use, target, monkeypatch, tmp_path):

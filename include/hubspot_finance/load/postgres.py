@@ -140,12 +140,14 @@ def to_param(value: Any, logical: str) -> Any:
     return value
 
 
-def upsert_counts(cur: Any, sql_insert: str, params: tuple) -> tuple[int, int]:
-    """Run the INSERT … ON CONFLICT … RETURNING (xmax = 0) and return (inserted, updated)."""
-    cur.execute(
-        f"WITH up AS ({sql_insert} RETURNING (xmax = 0) AS ins) "
-        "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up",
-        params,
-    )
-    ins, upd = cur.fetchone()
-    return int(ins), int(upd)
+def text_of(expr: str, logical: str) -> str:
+    """``expr`` as the canonical text both dialects write into ``contract_changes``."""
+    if logical == "bool":
+        return f"CASE WHEN {expr} THEN 'true' WHEN NOT {expr} THEN 'false' END"
+    if logical == "money":
+        return f"CAST(trim_scale({expr}) AS TEXT)"
+    return f"CAST({expr} AS TEXT)"
+
+
+def bool_or(left: str, right: str) -> str:
+    return f"({left} OR {right})"

@@ -94,3 +94,14 @@ def to_param(value: Any, logical: str) -> Any:
     if logical == "bool":
         return int(bool(value))
     return value
+
+
+def text_of(expr: str, logical: str) -> str:
+    """``expr`` as the canonical text both dialects write into ``contract_changes``."""
+    if logical == "bool":
+        return f"CASE {expr} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END"
+    return f"CAST({expr} AS TEXT)"
+
+
+def bool_or(left: str, right: str) -> str:
+    return f"MAX({left}, {right})"

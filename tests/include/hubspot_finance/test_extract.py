@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -296,15 +296,18 @@ def test_batch_read_207_ids_are_read_again_never_lost(hubspot_connection, tmp_pa
         dropped = ["120", "121", "250"]
         sb.control.add_fault(path="contacts/batch/read", action="drop_ids", drop_ids=dropped,
                              times=None if persistent else 1)
-        hook = HubSpotHook(hubspot_connection(sb))
+        hook = HubSpotHook(hubspot_connection(sb), backoff_base=0.01)
         zone = RawZone(tmp_path.as_uri())
         full = plan_window(watermark=None, now=now(), lag_margin=LAG)
         manifest = run(hook, zone, "contacts", full, "drop", extra="all")
         got = {k for k, v in rows(zone, "contacts", "drop").items() if not v["archived"]}
         live = set(truth(sb, "contacts"))
         if persistent:
-            # Still unreadable after the second read: reported, not silently dropped.
+            # Still unreadable after every retry: reported, and the watermark stops before the earliest of them.
             assert got == live - set(dropped)
-            assert sorted(manifest["missing_ids"]) == sorted(dropped) and manifest["missing_ids_count"] == 3
+            assert sorted(manifest["unread_ids"]) == sorted(dropped) and manifest["unread_count"] == 3
+            assert datetime.fromisoformat(manifest["advances_to"]) < full.advances_to
+            assert any("120" in w for w in manifest["warnings"])
         else:
-            assert got == live and manifest["missing_ids"] == []
+            assert got == live and manifest["unread_ids"] == []
+            assert datetime.fromisoformat(manifest["advances_to"]) == full.advances_to

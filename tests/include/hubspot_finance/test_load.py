@@ -101,7 +101,7 @@ def test_rerun_is_idempotent_and_replay_never_overwrites(db, zone):
     s = db.load(zone, "r2")
     assert s.objects["deals"].updated == 1 and s.contract_changes == 3
     assert db.rows("contract_changes", "hubspot_deal_id, field, old_value, new_value, changed_at, sync_run_id", order="field") == [
-        {"hubspot_deal_id": "100", "field": "amount", "old_value": "100.50", "new_value": "200", "changed_at": iso(5), "sync_run_id": "r2"},
+        {"hubspot_deal_id": "100", "field": "amount", "old_value": "100.5", "new_value": "200", "changed_at": iso(5), "sync_run_id": "r2"},
         {"hubspot_deal_id": "100", "field": "close_date", "old_value": "2024-07-01", "new_value": "2024-08-01", "changed_at": iso(5), "sync_run_id": "r2"},
         {"hubspot_deal_id": "100", "field": "stage_id", "old_value": "appointmentscheduled", "new_value": "closedwon", "changed_at": iso(5), "sync_run_id": "r2"},
     ]
@@ -367,7 +367,7 @@ def test_concurrent_loads_are_serialized(db, zone, tmp_path):
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)  # the worker path is PostgreSQL only
 def test_worker_process_path_gives_the_same_results(db, zone, monkeypatch):
     """Big PostgreSQL datasets are transformed in a worker process: same rows, counts, dedup and replay rules."""
-    import hubspot_finance.load as load_mod
+    import hubspot_finance.load.staging as load_mod
 
     monkeypatch.setattr(load_mod, "PARALLEL_MIN_ROWS", 0)
     monkeypatch.setattr(load_mod, "PARALLEL_WORKERS", 1)
@@ -378,7 +378,7 @@ def test_worker_process_path_gives_the_same_results(db, zone, monkeypatch):
     assert (s.objects["deals"].distinct, s.objects["deals"].inserted, s.objects["deals"].rejected) == (2, 2, 1)
     assert db.rows("contracts", "hubspot_deal_id, amount, updated_at", order="hubspot_deal_id") == [
         {"hubspot_deal_id": "100", "amount": "5", "updated_at": iso(5)},
-        {"hubspot_deal_id": "101", "amount": "100.50", "updated_at": iso(4)}]
+        {"hubspot_deal_id": "101", "amount": "100.5", "updated_at": iso(4)}]
     before = snapshot(db, drop=())
     s = db.load(zone, "r1")  # staged path: everything unchanged, synced_at kept
     assert (s.objects["deals"].unchanged, s.objects["deals"].updated, s.objects["contacts"].unchanged) == (2, 0, 2)

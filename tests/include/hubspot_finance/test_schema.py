@@ -22,7 +22,7 @@ def test_upgrade_from_v1_with_data(db, zone):
     s = db.load(zone, "r1")
     assert s.migrations_applied == list(range(2, LATEST_VERSION + 1))
     assert db.rows("contracts", "hubspot_deal_id, amount, currency, validation_warnings") == [
-        {"hubspot_deal_id": "100", "amount": "10.10", "currency": "NOK", "validation_warnings": None},
+        {"hubspot_deal_id": "100", "amount": "10.1", "currency": "NOK", "validation_warnings": None},
         {"hubspot_deal_id": "101", "amount": "5", "currency": "NOK", "validation_warnings": None}]
     conn = db.connect()
     assert applied_versions(conn, d) == list(range(1, LATEST_VERSION + 1))

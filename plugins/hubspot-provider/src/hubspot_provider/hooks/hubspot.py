@@ -100,7 +100,9 @@ class BatchReadResult:
 @dataclass
 class AssociationPage:
     results: list[dict[str, Any]]  # HubSpot's results: {"from": {"id"}, "to": [...], "paging"?}
-    missing_ids: list[str] = field(default_factory=list)
+    missing_ids: list[str] = field(default_factory=list)  # every id HubSpot answered with an error
+    empty_ids: list[str] = field(default_factory=list)  # ...of which: "no associations" (an empty set)
+    failed_ids: list[str] = field(default_factory=list)  # ...of which: any other error (unknown, not empty)
 
 
 def _as_bool(value: Any) -> bool:
@@ -178,6 +180,25 @@ def _error_ids(body: dict[str, Any], *keys: str) -> list[str]:
                 ids += [str(i) for i in context[key]]
                 break
     return ids
+
+
+def _is_no_associations(error: dict[str, Any]) -> bool:
+    """HubSpot answers an id without associations with an error (``NO_ASSOCIATIONS_FOUND``): an empty set."""
+    sub = str(error.get("subCategory") or "").upper()
+    message = str(error.get("message") or "").lower()
+    return "NO_ASSOCIATIONS" in sub or ("no " in message and " is associated with " in message)
+
+
+def _association_errors(body: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(ids without associations, ids with any other per-id error) of a 207 association answer."""
+    empty: list[str] = []
+    failed: list[str] = []
+    for error in body.get("errors") or []:
+        error = error or {}
+        context = error.get("context") or {}
+        ids = next(([str(i) for i in context[k]] for k in ("fromObjectId", "fromObjectIds", "ids") if context.get(k)), [])
+        (empty if _is_no_associations(error) else failed).extend(ids)
+    return empty, failed
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -661,19 +682,21 @@ class HubSpotHook(HttpHook):
             after = page.after
 
     def iter_batch_read(
-        self, object_type: str, ids: Sequence[str], properties: Iterable[str], *, batch_size: int = BATCH_READ_MAX
+        self, object_type: str, ids: Sequence[str], properties: Iterable[str], *, batch_size: int = BATCH_READ_MAX,
+        archived: bool = False,
     ) -> Iterator[BatchReadResult]:
         """Read records by id, ≤100 per call, properties in the body (no URL-length limit).
 
         A merged-away id comes back as its survivor under the survivor's id; ids HubSpot reports
-        as missing (HTTP 207) are listed in ``missing_ids``.
+        as missing (HTTP 207) are listed in ``missing_ids``. ``archived=True`` reads archived records.
         """
         props = list(properties)
         path = self._path("batch_read", object_type=object_type)
         for chunk in _chunks(list(ids), min(batch_size, BATCH_READ_MAX)):
-            body = self.request(
-                "batch_read", "POST", path, json={"inputs": [{"id": i} for i in chunk], "properties": props}
-            )
+            payload: dict[str, Any] = {"inputs": [{"id": i} for i in chunk], "properties": props}
+            if archived:
+                payload["archived"] = True
+            body = self.request("batch_read", "POST", path, json=payload)
             missing = _error_ids(body, "ids")
             yield BatchReadResult(results=body.get("results") or [], requested_ids=chunk, missing_ids=missing)
 
@@ -691,7 +714,8 @@ class HubSpotHook(HttpHook):
                 cursor = ((result.get("paging") or {}).get("next") or {}).get("after")
                 if cursor:
                     pending.append({"id": str((result.get("from") or {}).get("id")), "after": str(cursor)})
-            yield AssociationPage(results=results, missing_ids=_error_ids(body, "ids", "fromObjectIds"))
+            empty, failed = _association_errors(body)
+            yield AssociationPage(results=results, missing_ids=empty + failed, empty_ids=empty, failed_ids=failed)
 
     def get_record(self, object_type: str, record_id: str, properties: Iterable[str] = ()) -> dict[str, Any]:
         params = {"properties": ",".join(properties)} if properties else None

@@ -1,0 +1,155 @@
+"""The link tables (contract_contacts, contract_companies, customer_companies) and ``primary_company_id``.
+
+A record's link set is replaced whole when its associations were read — but only by a set read no
+earlier than the stored one (``link_versions``), so an older run's load, cleared and re-run after a
+newer one, never reverts links. Then, as HubSpot shows them: a merged-away record's links move to
+the survivor (keeping the primary flag), links from or to a deleted record disappear, and each deal
+whose company links changed gets its ``primary_company_id`` recomputed (deleted deals keep theirs).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from hubspot_finance.load.context import LoadContext
+from hubspot_finance.objects import ASSOCIATIONS, AssociationDecl, get_association, get_object
+from hubspot_finance.rawzone import Manifest, parse_hubspot_time
+from hubspot_finance.schema import quote
+from hubspot_finance.summary import AssociationSummary
+
+TOUCHED = "stg_touched_deals"  # deals whose company links changed in this load
+
+
+def start(ctx: LoadContext) -> None:
+    ctx.ops.create_stage(ctx.conn.cursor(), ctx.d, TOUCHED, [("hubspot_deal_id", "text")])
+
+
+def _touch(ctx: LoadContext, decl: AssociationDecl, select_deal_ids: str, params: tuple = ()) -> None:
+    if decl.table == "contract_companies":
+        ctx.execute(f"INSERT INTO {ctx.ops.stage_ref(TOUCHED)} (hubspot_deal_id) {select_deal_ids}", params)
+
+
+def read_at(manifest: Manifest):
+    """When the dataset's associations were read (the extractor's start), for versioning link sets."""
+    return parse_hubspot_time(manifest.extra.get("read_at")) or parse_hubspot_time(manifest.committed_at)
+
+
+def load_links(ctx: LoadContext, manifest: Manifest) -> None:
+    from_type, to_type = manifest.name.split("_to_", 1)
+    decl = get_association(from_type, to_type)
+    d, ops = ctx.d, ctx.ops
+    s = AssociationSummary(decl.name, decl.table)
+    ctx.summary.associations[decl.name] = s
+    f, t = decl.from_column, decl.to_column
+    pair_cols = [(f, "text"), (t, "text"), ("is_primary", "bool"), ("labels", "json")]
+    cur = ctx.conn.cursor()
+    ops.create_stage(cur, d, "stg_assoc", pair_cols)
+    ops.create_stage(cur, d, "stg_cov", [("from_id", "text")])
+    for table in ctx.plan.zone.iter_tables(manifest):
+        frame = pd.DataFrame({
+            f: table.column("from_id").to_pylist(), t: table.column("to_id").to_pylist(),
+            "is_primary": table.column("is_primary").to_pylist(),
+            "labels": [json.dumps(x or [], ensure_ascii=False) for x in table.column("labels").to_pylist()],
+        })
+        ops.write_stage(cur, d, "stg_assoc", pair_cols, frame)
+    for table in ctx.plan.zone.iter_from_ids(manifest):
+        ops.write_stage(cur, d, "stg_cov", [("from_id", "text")], pd.DataFrame({"from_id": table.column("from_id").to_pylist()}))
+    A, C, V = d.t(decl.table), ops.stage_ref("stg_cov"), d.t("link_versions")
+    qf, qt = quote(f), quote(t)
+    # every from-id present in the pairs counts as read too
+    ctx.execute(f"INSERT INTO {C} (from_id) SELECT DISTINCT {qf} FROM {ops.stage_ref('stg_assoc')}")
+    version = ctx.param(read_at(manifest), "ts")
+    s.stale = ctx.execute(
+        f"DELETE FROM {C} WHERE from_id IN (SELECT from_id FROM {V} WHERE association = {d.param} AND read_at > {d.param})",
+        (decl.name, version)).rowcount
+    s.stale = max(s.stale or 0, 0)
+    ctx.execute(f"DROP TABLE IF EXISTS {ops.stage_ref('src_assoc')}")
+    ctx.execute(ops.assoc_merge_sql("stg_assoc", "src_assoc", f, t))
+    S = ops.stage_ref("src_assoc")
+    ctx.execute(f"DELETE FROM {S} WHERE {qf} NOT IN (SELECT from_id FROM {C})")
+    s.rows = ctx.fetch_one(f"SELECT count(*) FROM {S}")[0]
+    s.covered_from_ids = ctx.fetch_one(f"SELECT count(DISTINCT from_id) FROM {C}")[0]
+    removed = (f"FROM {A} WHERE {qf} IN (SELECT from_id FROM {C}) AND NOT EXISTS "
+               f"(SELECT 1 FROM {S} s WHERE s.{qf} = {A}.{qf} AND s.{qt} = {A}.{qt})")
+    _touch(ctx, decl, f"SELECT {qf} {removed}")
+    s.removed = max(ctx.execute(f"DELETE {removed}").rowcount, 0)
+    changed = (f"FROM {S} s LEFT JOIN {A} a ON a.{qf} = s.{qf} AND a.{qt} = s.{qt} "
+               f"WHERE a.{qf} IS NULL OR (a.is_primary, a.labels) {ops.DISTINCT} (s.is_primary, s.labels)")
+    _touch(ctx, decl, f"SELECT s.{qf} {changed}")
+    cur = ctx.execute(
+        f"INSERT INTO {A} AS a ({qf}, {qt}, is_primary, labels, synced_at, sync_run_id) "
+        f"SELECT s.{qf}, s.{qt}, s.is_primary, s.labels, {d.param}, {d.param} FROM {S} s WHERE true "
+        f"ON CONFLICT ({qf}, {qt}) DO UPDATE SET is_primary = excluded.is_primary, labels = excluded.labels, "
+        f"synced_at = excluded.synced_at, sync_run_id = excluded.sync_run_id "
+        f"WHERE (a.is_primary, a.labels) {ops.DISTINCT} (excluded.is_primary, excluded.labels)",
+        ctx.stamp(),
+    )
+    s.upserted = max(cur.rowcount, 0)
+    ctx.execute(
+        f"INSERT INTO {V} AS v (association, from_id, read_at, run_id) SELECT DISTINCT {d.param}, from_id, "
+        f"{d.param}, {d.param} FROM {C} WHERE true ON CONFLICT (association, from_id) DO UPDATE SET "
+        f"read_at = excluded.read_at, run_id = excluded.run_id WHERE excluded.read_at >= v.read_at",
+        (decl.name, version, ctx.run_id),
+    )
+
+
+def repoint_merged(ctx: LoadContext) -> None:
+    """HubSpot moves a merged-away record's associations to the survivor; do the same.
+
+    The other side of such a link (e.g. the deal of a merged contact) was not modified, so its
+    associations may not be re-read in this run: without this they would still point at the
+    absorbed id. A link that was primary stays primary on the survivor.
+    """
+    d, ops = ctx.d, ctx.ops
+    for object_type in ctx.plan.records:
+        decl = get_object(object_type)
+        T, key, merged_col = d.t(decl.table), quote(decl.key_column), quote(decl.merged_into_column)
+        merged = f"SELECT {key} AS absorbed, {merged_col} AS survivor FROM {T} WHERE {merged_col} IS NOT NULL AND sync_run_id = {d.param}"
+        for assoc in ASSOCIATIONS:
+            for side, col, other in ((assoc.from_type, assoc.from_column, assoc.to_column),
+                                     (assoc.to_type, assoc.to_column, assoc.from_column)):
+                if side != object_type:
+                    continue
+                A, qc, qo = d.t(assoc.table), quote(col), quote(other)
+                deal = "m.survivor" if col == assoc.from_column else f"x.{quote(assoc.from_column)}"
+                _touch(ctx, assoc, f"SELECT {deal} FROM {A} x JOIN ({merged}) m ON x.{qc} = m.absorbed", (ctx.run_id,))
+                ctx.execute(
+                    f"INSERT INTO {A} AS a ({qc}, {qo}, is_primary, labels, synced_at, sync_run_id) "
+                    f"SELECT m.survivor, x.{qo}, x.is_primary, x.labels, {d.param}, {d.param} "
+                    f"FROM {A} x JOIN ({merged}) m ON x.{qc} = m.absorbed WHERE true "
+                    f"ON CONFLICT ({quote(assoc.from_column)}, {quote(assoc.to_column)}) DO UPDATE SET "
+                    f"is_primary = {ops.bool_or('a.is_primary', 'excluded.is_primary')}, synced_at = excluded.synced_at, "
+                    f"sync_run_id = excluded.sync_run_id",
+                    (*ctx.stamp(), ctx.run_id),
+                )
+                ctx.execute(f"DELETE FROM {A} WHERE {qc} IN (SELECT absorbed FROM ({merged}) m)", (ctx.run_id,))
+
+
+def drop_links_of_deleted(ctx: LoadContext) -> None:
+    """Links from or to a deleted record (archived, merged away, permanently deleted) disappear, as in HubSpot."""
+    d, ops = ctx.d, ctx.ops
+    for assoc in ASSOCIATIONS:
+        A = d.t(assoc.table)
+        ends = []
+        for object_type, column in ((assoc.from_type, assoc.from_column), (assoc.to_type, assoc.to_column)):
+            decl = get_object(object_type)
+            ends.append(f"{quote(column)} IN (SELECT {quote(decl.key_column)} FROM {d.t(decl.table)} WHERE is_deleted = {ops.TRUE})")
+        gone = f"FROM {A} WHERE {' OR '.join(ends)}"
+        _touch(ctx, assoc, f"SELECT {quote(assoc.from_column)} {gone}")
+        removed = max(ctx.execute(f"DELETE {gone}").rowcount, 0)
+        if removed and assoc.name in ctx.summary.associations:
+            ctx.summary.associations[assoc.name].removed += removed
+
+
+def recompute_primary_companies(ctx: LoadContext) -> None:
+    """``contracts.primary_company_id`` follows the primary deal→company link of each deal touched in this load."""
+    d, ops = ctx.d, ctx.ops
+    K, L = d.t("contracts"), d.t("contract_companies")
+    primary = (f"(SELECT MIN(cc.hubspot_company_id) FROM {L} cc WHERE cc.hubspot_deal_id = {K}.hubspot_deal_id "
+               f"AND cc.is_primary = {ops.TRUE})")
+    ctx.execute(
+        f"UPDATE {K} SET primary_company_id = {primary} WHERE hubspot_deal_id IN (SELECT hubspot_deal_id FROM "
+        f"{ops.stage_ref(TOUCHED)}) AND is_deleted = {ops.FALSE} AND primary_company_id {ops.DISTINCT} {primary}"
+    )

@@ -1,0 +1,62 @@
+"""What one load is asked to do: the run's committed raw-zone datasets and the load settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hubspot_finance.mapping import Mapping
+from hubspot_finance.objects import ASSOCIATIONS, OBJECTS
+from hubspot_finance.rawzone import Manifest, RawZone
+from hubspot_finance.schema import Dialect
+
+# The run modes, as extraction windows name them → as ``sync_runs.mode`` and the summary name them.
+MODE_NAMES = {"incremental": "scheduled", "scheduled": "scheduled", "range": "manual_range",
+              "manual_range": "manual_range", "full": "full"}
+
+
+@dataclass
+class LoadConfig:
+    schema: str = "finance"  # PostgreSQL schema (ignored by SQLite)
+    table_prefix: str = ""  # prefix for every table name (SQLite's stand-in for a schema)
+    mapping: Mapping | None = None  # default: load_mapping()
+    time_zone: str | None = None  # default: account.json timeZone, else Europe/Oslo
+    phone_region: str = "NO"
+    migrate: bool = True  # apply pending migrations before loading
+    dry_run: bool = False  # do all the work in the transaction, report, then roll it back
+    erase_personal_data: bool = False  # permanently deleted contacts lose names, e-mail, phone, address, properties
+
+    def dialect(self, name: str) -> Dialect:
+        return Dialect(name, schema=self.schema, prefix=self.table_prefix)
+
+
+@dataclass
+class LoadPlan:
+    """What to load: the run id, the committed manifests, the reference dataset and the config."""
+
+    run_id: str
+    zone: RawZone
+    records: dict[str, Manifest]  # object type -> committed records manifest
+    associations: list[Manifest] = field(default_factory=list)
+    reference_run_id: str | None = None
+    mode: str | None = None  # default: from the manifests' "mode"
+    config: LoadConfig = field(default_factory=LoadConfig)
+
+    @classmethod
+    def from_zone(
+        cls,
+        zone: RawZone,
+        run_id: str,
+        *,
+        object_types: list[str] | None = None,
+        associations: list[tuple[str, str]] | None = None,
+        raw_run_id: str | None = None,
+        mode: str | None = None,
+        config: LoadConfig | None = None,
+    ) -> LoadPlan:
+        """Read the committed manifests of ``raw_run_id`` (default ``run_id``); a missing one raises."""
+        raw = raw_run_id or run_id
+        types = object_types if object_types is not None else list(OBJECTS)
+        records = {ot: zone.records_manifest(ot, raw) for ot in types}
+        pairs = associations if associations is not None else [(a.from_type, a.to_type) for a in ASSOCIATIONS if a.from_type in types]
+        assoc = [zone.associations_manifest(f, t, raw) for f, t in pairs]
+        return cls(run_id, zone, records, assoc, raw, mode, config or LoadConfig())
