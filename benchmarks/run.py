@@ -1,7 +1,8 @@
 """`make bench`: the benchmark suite, every figure a ratio measured in the same run.
 
-    python -m benchmarks.run            # full size (about 12 minutes on 2 cores)
-    python -m benchmarks.run --smoke    # a few thousand records (the test suite runs this)
+    python -m benchmarks.run                # full size (about 20 minutes on 2 cores)
+    python -m benchmarks.run --smoke        # a few thousand records (the test suite runs this)
+    python -m benchmarks.run --only repair  # one part: extract, load, memory or repair
 
 Writes benchmarks/results/latest.{json,md} (and a dated copy) and prints the table.
 PostgreSQL figures need HUBSPOT_SYNC_BENCH_PG_DSN (default postgresql://postgres@127.0.0.1:5432/test).
@@ -24,6 +25,12 @@ from benchmarks.common import print_table, write_results
 
 FULL = {"contacts": 100_000, "deals": 50_000, "companies": 10_000, "changed_contacts": 20_000, "changed_deals": 5_000}
 SMOKE = {"contacts": 3_000, "deals": 1_500, "companies": 300, "changed_contacts": 600, "changed_deals": 150}
+# Repairs: the standard portal again plus a big one; the big portal's sweep runs with the limits off (its
+# calls measured, its seconds the rate floor): at the real rate it alone would take about 10 minutes.
+REPAIR_FULL = {**FULL, "big_contacts": 1_000_000}
+# Smoke: no rate limits, a small association page (so hub records page), short re-read pauses.
+REPAIR_SMOKE = {**SMOKE, "big_contacts": 10_000, "limits": False, "page_size": 100, "backoff": 0.01}
+PARTS = ["extract", "load", "memory", "repair"]
 
 
 def load_rows(result: dict) -> list[dict]:
@@ -56,13 +63,13 @@ def load_rows(result: dict) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few thousand records: checks the code, not the targets")
-    parser.add_argument("--only", choices=["extract", "load", "memory"], action="append", help="run only these parts")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
     parser.add_argument("--pg-dsn", default=os.environ.get("HUBSPOT_SYNC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--out", default=None, help="results name (default: latest, or smoke)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("hubspot_finance").setLevel(logging.WARNING)
-    parts = args.only or ["extract", "load", "memory"]
+    parts = args.only or PARTS
     workdir = Path(tempfile.mkdtemp(prefix="hubspot-bench-"))
     started = time.perf_counter()
     rows = []
@@ -83,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             print("== memory of a full sync", flush=True)
             sizes = (2_500, 10_000) if args.smoke else (250_000, 1_000_000)
             rows += memory_bench.run(workdir / "memory", sizes=sizes, pg_dsn=args.pg_dsn)
+        if "repair" in parts:
+            from benchmarks import repair_bench
+
+            print("== repairs: association reconciliation and the id sweep against the rate floor", flush=True)
+            rows += repair_bench.run(workdir / "repair", **(REPAIR_SMOKE if args.smoke else REPAIR_FULL))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started

@@ -22,16 +22,18 @@ RETRIES = 3  # re-reads of missing ids, with pauses backoff_base × 1, 2, 4
 class Hydrator:
     """Batch-reads ids into a record writer; tracks what could not be read."""
 
-    def __init__(self, hook: Any, object_type: str, properties: list[str], on_records, *, archived: bool = False):
+    def __init__(self, hook: Any, object_type: str, properties: list[str], on_records, *, archived: bool = False,
+                 retries: int = RETRIES):
         self.hook, self.object_type, self.properties = hook, object_type, properties
         self.on_records = on_records  # callback(list of records) for what was read
         self.archived = archived
+        self.retries = retries
         self.unread: dict[str, int | None] = {}  # id → modification ms (None if unknown)
         self.pause = float(getattr(hook, "backoff_base", 0.5) or 0.5)
 
     def read(self, ids: Iterable[str], modified_ms: dict[str, int] | None = None) -> None:
         missing = self._read_once(list(dict.fromkeys(ids)))
-        for attempt in range(RETRIES):
+        for attempt in range(self.retries):
             if not missing:
                 return
             log.info("%s: %d ids missing from a batch read (207); reading them again in %.2f s",

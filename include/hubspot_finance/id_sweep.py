@@ -53,9 +53,10 @@ def sweep(hook: Any, decl: ObjectDecl, known_ids: Iterable[str], archived_ids: s
             found.extend(records)
             on_records(records)
 
-        live_read = Hydrator(hook, decl.name, properties, take)
+        # one re-read each: a transient 207 would have to hit the same id four times in a row to pass for a delete
+        live_read = Hydrator(hook, decl.name, properties, take, retries=1)
         live_read.read(candidates)
-        archived_read = Hydrator(hook, decl.name, properties, take, archived=True)
+        archived_read = Hydrator(hook, decl.name, properties, take, archived=True, retries=1)
         archived_read.read(list(live_read.unread))
         result.found = result.candidates - len(archived_read.unread)
         detected = started.isoformat()

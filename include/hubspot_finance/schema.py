@@ -202,6 +202,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE {T:rejected_records} ADD COLUMN attempt {int} NOT NULL DEFAULT 1",
             "ALTER TABLE {T:sync_runs} ADD COLUMN purged {int} NOT NULL DEFAULT 0",
             "UPDATE {T:contracts} SET amount = {canonical:amount}, amount_home_currency = {canonical:amount_home_currency}",
+            # one vocabulary for run modes, the windows' (windows.Mode)
+            "UPDATE {T:sync_runs} SET mode = CASE mode WHEN 'scheduled' THEN 'incremental' WHEN 'manual_range' THEN 'range' "
+            "ELSE mode END",
         ],
     ),
 ]

@@ -196,7 +196,7 @@ def test_full_then_incremental_matches_hubspot(airflow_home, finance, tmp_path):
         changed = change_things(sb.control)
         airflow_home.run("dags", "test", "hubspot_to_finance", env=env)
         compare(sb, db)
-        runs = db.query("SELECT * FROM {s}sync_runs WHERE mode = 'scheduled'")
+        runs = db.query("SELECT * FROM {s}sync_runs WHERE mode = 'incremental'")
         assert {r["object_type"] for r in runs} == {"contacts", "deals", "companies"}
         assert changed["created"] in db.by_id("customers", "hubspot_contact_id")
         changes = db.query("SELECT field, old_value, new_value FROM {s}contract_changes WHERE hubspot_deal_id = '9000000003'")

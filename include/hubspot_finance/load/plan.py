@@ -9,9 +9,6 @@ from hubspot_finance.objects import ASSOCIATIONS, OBJECTS
 from hubspot_finance.rawzone import Manifest, RawZone
 from hubspot_finance.schema import Dialect
 
-# The run modes, as extraction windows name them → as ``sync_runs.mode`` and the summary name them.
-MODE_NAMES = {"incremental": "scheduled", "scheduled": "scheduled", "range": "manual_range",
-              "manual_range": "manual_range", "full": "full"}
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 
 from hubspot_finance.load import entities, links
 from hubspot_finance.load.context import LoadContext, iso
-from hubspot_finance.load.plan import MODE_NAMES, LoadPlan
+from hubspot_finance.load.plan import LoadPlan
 from hubspot_finance.load.staging import ObjectStager
 from hubspot_finance.mapping import load_mapping
 from hubspot_finance.objects import LOAD_ORDER, get_object
@@ -71,7 +71,7 @@ class RunLoader:
         for manifest in self.plan.records.values():
             mode = manifest.extra.get("mode")
             if mode:
-                return MODE_NAMES.get(str(mode), str(mode))
+                return str(mode)  # the window's mode: incremental, range or full (windows.Mode)
         return None
 
     def run(self) -> RunSummary:

@@ -81,7 +81,7 @@ def test_first_load_exact_rows(db, zone):
     assert db.rows("customer_companies", "hubspot_contact_id, hubspot_company_id, is_primary, labels") == [
         {"hubspot_contact_id": "1", "hubspot_company_id": "10", "is_primary": True, "labels": []}]
     runs = db.rows("sync_runs", "object_type, mode, extracted, loaded, inserted, updated, unchanged, rejected, deleted, api_calls, status, window_end")
-    assert runs[2] == {"object_type": "deals", "mode": "scheduled", "extracted": 2, "loaded": 2, "inserted": 2, "updated": 0,
+    assert runs[2] == {"object_type": "deals", "mode": "incremental", "extracted": 2, "loaded": 2, "inserted": 2, "updated": 0,
                        "unchanged": 0, "rejected": 0, "deleted": 0, "api_calls": 3, "status": "success", "window_end": "2024-02-01T00:00:00.000Z"}
     assert db.rows("contract_changes") == []
 
@@ -233,7 +233,7 @@ def test_watermark_follows_the_extractors_advances_to(db, zone):
     assert _watermark(db) == "2024-03-01T00:00:00+00:00"
     assert db.rows("contracts", "updated_at")[0]["updated_at"].startswith("2024-01-03")
     assert [r["mode"] for r in db.rows("sync_runs", "mode", where="object_type = 'deals'", order="started_at")] == [
-        "scheduled", "manual_range"]
+        "incremental", "range"]
 
 
 def test_dry_run_reports_but_changes_nothing(db, zone):
