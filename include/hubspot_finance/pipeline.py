@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from hubspot_finance.config import SyncConfig
 from hubspot_finance.params import ParamsError, parse_run_request
+from hubspot_finance.run_plan import Budget, Estimate, RunPlan
 from hubspot_finance.windows import Window, WindowError, plan_window
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def plan_run(
     data_interval: tuple[datetime | None, datetime | None],
     watermarks: dict[str, datetime | None],
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> RunPlan:
     """Validate the trigger parameters and derive each object's window from its watermark."""
     now = now or datetime.now(timezone.utc)
     request = parse_run_request(params, account_zone=cfg.timezone, now=now)
@@ -143,7 +144,7 @@ def plan_run(
             end=end,
             full_refresh=request.full_refresh,
         )
-        windows[object_type] = window.as_dict()
+        windows[object_type] = window
         log.info(
             "%s: %s window [%s, %s), watermark %s -> %s",
             object_type, window.mode, window.start.isoformat() if window.start else "beginning",
@@ -156,11 +157,11 @@ def plan_run(
     log.info("id sweep (permanent deletes): %s; association reconciliation: %s",
              "yes" if run_sweep else f"no (runs {cfg.sweep_weekday}, on full_refresh or with reconcile)",
              "yes" if reconcile else f"no ({cfg.reconcile_associations})")
-    return {"objects": list(request.objects), "windows": windows, "dry_run": request.dry_run, "planned_at": now.isoformat(),
-            "sweep": run_sweep, "reconcile_associations": reconcile}
+    return RunPlan(request.objects, windows, now, dry_run=request.dry_run, sweep=run_sweep,
+                   reconcile_associations=reconcile)
 
 
-def share_budget(cfg: SyncConfig, plan: dict[str, Any], hook: Any) -> dict[str, Any]:
+def share_budget(cfg: SyncConfig, plan: RunPlan, hook: Any) -> RunPlan:
     """Estimate each object's work (one search call each) and split HubSpot's budgets accordingly.
 
     With ``parallel_extracts == 1`` the extract tasks run one after another and each takes the
@@ -172,10 +173,9 @@ def share_budget(cfg: SyncConfig, plan: dict[str, Any], hook: Any) -> dict[str, 
 
     mapping = load_mapping(cfg.mapping_file)
     estimates = {}
-    for object_type in plan["objects"]:
+    for object_type in plan.objects:
         decl = get_object(object_type)
-        window = Window.from_dict(plan["windows"][object_type])
-        estimates[object_type] = extract.estimate_work(hook, decl, window, decl.properties(mapping))
+        estimates[object_type] = extract.estimate_work(hook, decl, plan.window(object_type), decl.properties(mapping))
     if cfg.parallel_extracts > 1:
         fractions = extract.budget_fractions(estimates)
     else:
@@ -186,7 +186,8 @@ def share_budget(cfg: SyncConfig, plan: dict[str, Any], hook: Any) -> dict[str, 
             name, estimate["records"], estimate["general_calls"], estimate["search_calls"],
             100 * fractions[name]["general"], 100 * fractions[name]["search"],
         )
-    return {**plan, "estimates": estimates, "budget": fractions}
+    return plan.with_budgets({name: Estimate(int(e["records"]), e["general_calls"], e["search_calls"]) for name, e in estimates.items()},
+                             {name: Budget(f["general"], f["search"]) for name, f in fractions.items()})
 
 
 def _log_budget(label: str, stats: dict[str, Any]) -> None:
@@ -209,30 +210,30 @@ def extract_reference(cfg: SyncConfig, run_id: str) -> dict[str, Any]:
     return result
 
 
-def extract_object(cfg: SyncConfig, plan: dict[str, Any], object_type: str, run_id: str) -> dict[str, Any] | None:
+def extract_object(cfg: SyncConfig, plan: RunPlan | dict[str, Any], object_type: str, run_id: str) -> dict[str, Any] | None:
     """Extract one object type for the planned window; None when the run did not ask for it."""
     from hubspot_finance import extract
     from hubspot_finance.mapping import load_mapping
     from hubspot_finance.objects import get_object
 
-    if object_type not in plan["objects"]:
+    plan = RunPlan.from_xcom(plan)
+    if object_type not in plan.objects:
         log.info("%s: not selected for this run", object_type)
         return None
-    window = Window.from_dict(plan["windows"][object_type])
+    window = plan.window(object_type)
     zone = raw_zone(cfg)
     decl = get_object(object_type)
     properties, dropped = extract.properties_for_run(
         zone, run_id, decl, load_mapping(cfg.mapping_file), extra=cfg.extra_properties
     )
-    budget = plan.get("budget", {}).get(object_type, {"general": 1.0, "search": 1.0})
-    hook = hubspot_hook(cfg, budget_fraction=budget["general"], search_fraction=budget["search"])
-    estimate = plan.get("estimates", {}).get(object_type, {})
-    run_sweep = bool(plan.get("sweep"))
-    reconcile = bool(plan.get("reconcile_associations"))
+    budget = plan.budget(object_type)
+    hook = hubspot_hook(cfg, budget_fraction=budget.general, search_fraction=budget.search)
+    estimate = plan.estimate(object_type)
+    run_sweep, reconcile = plan.sweep, plan.reconcile_associations
     finance = read_finance_ids(cfg, decl, live=reconcile, known=run_sweep or window.mode == "full")
     with phase(f"Extract {object_type}: {window.mode} window {_window_text(window)}"):
         manifest = extract.extract_object(
-            hook, zone, decl, window, run_id, properties, dropped_properties=dropped, expected_records=estimate.get("records"),
+            hook, zone, decl, window, run_id, properties, dropped_properties=dropped, expected_records=estimate.records if estimate else None,
             finance=finance, reconcile_associations=reconcile, run_sweep=run_sweep,
         )
     _log_budget(object_type, hook.stats.as_dict())
@@ -309,12 +310,12 @@ def plan_for_context(cfg: SyncConfig, params: dict[str, Any], dag_run: Any, cont
             log.error("Invalid trigger parameters: %s. Fix them in the trigger form and trigger again.", err)
             raise
     with phase("Plan: estimate work and share HubSpot's budget"):
-        return share_budget(cfg, plan, hubspot_hook(cfg))
+        return share_budget(cfg, plan, hubspot_hook(cfg)).to_xcom()
 
 
 def load_manifests(
     cfg: SyncConfig,
-    plan: dict[str, Any],
+    plan: RunPlan | dict[str, Any],
     manifests: dict[str, dict[str, Any] | None],
     run_id: str,
     *,
@@ -324,7 +325,8 @@ def load_manifests(
     from hubspot_finance.load import LoadConfig, LoadPlan, load_run
     from hubspot_finance.mapping import load_mapping
 
-    object_types = [o for o in plan["objects"] if manifests.get(o) is not None]
+    plan = RunPlan.from_xcom(plan)
+    object_types = [o for o in plan.objects if manifests.get(o) is not None]
     zone = raw_zone(cfg)
     load_plan = LoadPlan.from_zone(
         zone,
@@ -367,11 +369,13 @@ def check_rejects(cfg: SyncConfig, summary: dict[str, Any]) -> list[str]:
 
 
 def load_for_context(
-    cfg: SyncConfig, plan: dict[str, Any], reference: dict[str, Any], manifests: dict[str, Any], context: dict[str, Any]
+    cfg: SyncConfig, plan: RunPlan | dict[str, Any], reference: dict[str, Any], manifests: dict[str, Any],
+    context: dict[str, Any],
 ) -> dict[str, Any]:
-    with phase("Transform and load (one transaction)" + (" — dry run, rolled back" if plan.get("dry_run") else "")):
-        summary = load_manifests(cfg, plan, manifests, context["run_id"], dry_run=plan.get("dry_run", False))
-    summary["windows"] = {o: plan["windows"][o] for o in plan["objects"]}
+    plan = RunPlan.from_xcom(plan)
+    with phase("Transform and load (one transaction)" + (" — dry run, rolled back" if plan.dry_run else "")):
+        summary = load_manifests(cfg, plan, manifests, context["run_id"], dry_run=plan.dry_run)
+    summary["windows"] = {o: plan.window(o).as_dict() for o in plan.objects}
     summary["reference"] = {k: reference.get(k) for k in ("portal_id", "time_zone", "company_currency")}
     budgets = [(m or {}).get("calls", {}).get("daily_remaining") for m in manifests.values()]
     budgets = [b for b in budgets if b is not None]
@@ -381,7 +385,7 @@ def load_for_context(
         summary["reject_warnings"] = check_rejects(cfg, summary)
     except TooManyRejectsError as err:  # raised after the summary is logged
         summary["reject_warnings"], too_many = str(err).split("; "), err
-    if not plan.get("dry_run") and too_many is None:
+    if not plan.dry_run and too_many is None:
         outlet_events = context.get("outlet_events")
         for table, asset in zip(FINANCE_TABLES, ASSETS):  # (asset.uri is normalized to "finance://table/")
             extra = {"run_id": context["run_id"], "mode": summary.get("mode")}

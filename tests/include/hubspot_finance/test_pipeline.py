@@ -88,7 +88,7 @@ def test_backfill_interval_that_reaches_the_watermark_moves_it_forward_only():
         data_interval=(WATERMARK - timedelta(days=1), WATERMARK + timedelta(hours=3)),
         watermarks={"contacts": WATERMARK}, now=NOW,
     )
-    assert plan["windows"]["contacts"]["advances_to"] == (WATERMARK + timedelta(hours=3)).isoformat()
+    assert plan.window("contacts").advances_to == WATERMARK + timedelta(hours=3)
 
 
 def test_scheduled_run_is_incremental_from_the_watermark_not_its_interval():
@@ -96,7 +96,7 @@ def test_scheduled_run_is_incremental_from_the_watermark_not_its_interval():
         cfg(), {}, run_type="scheduled", data_interval=(NOW - timedelta(days=1), NOW),
         watermarks={"contacts": WATERMARK, "deals": WATERMARK, "companies": WATERMARK}, now=NOW,
     )
-    assert {w["mode"] for w in plan["windows"].values()} == {"incremental"}
+    assert {w.mode for w in plan.windows.values()} == {"incremental"}
 
 
 def test_invalid_parameters_are_one_clear_error_line(no_io, caplog):
@@ -190,7 +190,8 @@ def _summary(rejected: int = 0) -> dict:
 def _plan(dry_run: bool = False) -> dict:
     window = {"mode": "incremental", "window_start": "2026-11-27T00:30:00+00:00", "window_end": "2026-11-28T11:50:00+00:00",
               "advances_to": "2026-11-28T11:50:00+00:00"}
-    return {"objects": ["contacts", "deals"], "windows": {"contacts": window, "deals": window}, "dry_run": dry_run}
+    return {"objects": ["contacts", "deals"], "windows": {"contacts": window, "deals": window}, "dry_run": dry_run,
+            "planned_at": "2026-11-28T12:00:00+00:00"}
 
 
 def _context():
@@ -253,8 +254,10 @@ def test_two_overlapping_runs_never_move_the_watermark_backwards(db, zone, tmp_p
     newer end (loads are serialized by an advisory lock / BEGIN IMMEDIATE, and the upsert uses GREATEST)."""
     monkeypatch.setenv("AIRFLOW_CONN_FINANCE_OVERLAP", _finance_conn_env(db))
     c = SyncConfig(raw_root=f"file://{tmp_path}/raw", schema=db.schema, finance_conn_id="finance_overlap")
-    plan = {"objects": ["contacts", "deals", "companies"]}
-    manifests = {o: {"calls": {"total_calls": 1}} for o in plan["objects"]}
+    from hubspot_finance.run_plan import RunPlan
+
+    plan = RunPlan(("contacts", "deals", "companies"), {}, datetime.now(timezone.utc))
+    manifests = {o: {"calls": {"total_calls": 1}} for o in plan.objects}
     write_run(zone, "r0", deals=[deal("100", "2024-01-02T00:00:00.000Z", amount="1")])
     pipeline.load_manifests(c, plan, manifests, "r0")  # tables and migrations in place
     write_run(zone, "new", deals=[deal("100", "2024-01-04T00:00:00.000Z", amount="3")], window_end="2024-03-01T00:00:00Z")
