@@ -102,9 +102,10 @@ def show(db_path: Path) -> None:
     rejected = q("SELECT object_type, hubspot_id, reasons FROM rejected_records ORDER BY rejected_at DESC, hubspot_id LIMIT 8")
     table([(o, i, _reasons(r)) for o, i, r in rejected], ["object", "id", "reasons"])
     say("\nMerged and deleted")
-    table(q("SELECT 'company', hubspot_company_id, merged_into_company_id, deleted_at FROM companies WHERE is_deleted = 1 "
-            "UNION ALL SELECT 'contact', hubspot_contact_id, merged_into_contact_id, deleted_at FROM customers "
-            "WHERE is_deleted = 1 ORDER BY 4 DESC LIMIT 6"), ["object", "id", "merged into", "deleted at"])
+    table(q("SELECT 'company', hubspot_company_id, deletion_kind, merged_into_company_id, deleted_at FROM companies "
+            "WHERE is_deleted = 1 UNION ALL SELECT 'contact', hubspot_contact_id, deletion_kind, merged_into_contact_id, "
+            "deleted_at FROM customers WHERE is_deleted = 1 ORDER BY 5 DESC LIMIT 6"),
+          ["object", "id", "kind", "merged into", "deleted at"])
     say("\nRun summary (sync_runs)")
     table(q("SELECT run_id, object_type, mode, extracted, loaded, unchanged, rejected, deleted, api_calls, status "
             "FROM sync_runs ORDER BY started_at, object_type"),
