@@ -59,6 +59,7 @@ class ExtractResult:
     archived: int = 0
     hydrated: int = 0
     retried: int = 0  # rejected records on the retry list read again
+    retry_gone: list[str] = field(default_factory=list)  # ids on the retry list HubSpot no longer has live
     unread: dict[str, int | None] = field(default_factory=dict)  # id → modification ms, after all retries
     associations: dict[str, int] = field(default_factory=dict)
     reconciliation: dict[str, int] = field(default_factory=dict)  # {"ids", "calls"} of the association reconciliation
@@ -81,6 +82,7 @@ class ExtractResult:
             "archived": self.archived,
             "hydrated": self.hydrated,
             "retried": self.retried,
+            "retry_gone": self.retry_gone,
             "unread_ids": unread[:1000],
             "unread_count": len(unread),
             "associations": self.associations,
@@ -233,9 +235,10 @@ def extract_object(
         _extract_changes(hook, decl, window, properties, take, hydrator, result, search_page_size, expected_records)
     if finance.retry:
         log.info("%s: reading %d rejected records again (retry list)", decl.name, len(finance.retry))
-        retry = Hydrator(hook, decl.name, properties, take_hydrated)
+        retry = Hydrator(hook, decl.name, properties, take_hydrated, retries=0)  # gone: off the list, no waiting
         retry.read(finance.retry)
         result.retried = len(finance.retry) - len(retry.unread)
+        result.retry_gone = sorted(retry.unread, key=int)
     archived_ids = _extract_archived(hook, decl, window, properties, take, result)
     for record_id in [i for i in hydrator.unread if i in archived_ids]:
         del hydrator.unread[record_id]  # deleted meanwhile: its archived copy was read

@@ -345,3 +345,16 @@ def test_a_rejected_record_is_read_again_until_it_loads(sb, use, target, monkeyp
     assert [(r["run_id"], r["attempt"]) for r in attempts] == [("run-2", 1)]
     retries = {r["hubspot_id"]: r["attempts"] for r in target.query("SELECT * FROM {s}record_retries")}
     assert deal not in retries and retries, retries  # loaded: off the list; the seed's malformed deals stay on it
+
+
+def test_a_rejected_record_deleted_for_good_leaves_the_retry_list(sb, use, target):
+    use(sb)
+    h.sync("run-1", h.NOW1)
+    deal = deal_with_amount(sb)
+    sb.control.freeze_clock(EDIT_MS)
+    sb.control.modify("deals", deal, {"deal_currency_code": "DKK"})
+    h.sync("run-2", h.NOW2)
+    assert deal in {r["hubspot_id"] for r in target.query("SELECT hubspot_id FROM {s}record_retries")}
+    sb.control.purge("deals", deal)
+    h.sync("run-3", NOW3)
+    assert deal not in {r["hubspot_id"] for r in target.query("SELECT hubspot_id FROM {s}record_retries")}

@@ -207,7 +207,7 @@ def apply_purges(ctx: LoadContext, decl: ObjectDecl, purged: list[dict[str, Any]
 
 
 def record_rejects(ctx: LoadContext, decl: ObjectDecl, rejects: list[dict[str, Any]], staged_source: str | None,
-                   s: ObjectSummary) -> None:
+                   s: ObjectSummary, gone: list[str] = ()) -> None:
     """Rejected rows into ``rejected_records`` (with their attempt number) and the retry list.
 
     The retry list (``record_retries``) holds every rejected id until a later run loads it: the
@@ -248,6 +248,9 @@ def record_rejects(ctx: LoadContext, decl: ObjectDecl, rejects: list[dict[str, A
               else f"SELECT {quote(decl.key_column)} FROM {d.t(decl.table)} WHERE sync_run_id = {d.param}")
     ctx.execute(f"DELETE FROM {Q} WHERE object_type = {d.param} AND hubspot_id IN ({loaded})",
                 (decl.name,) if staged_source else (decl.name, ctx.run_id))
+    if gone:  # deleted in HubSpot since: nothing left to retry (its archived copy, if any, was read this run)
+        ctx.conn.cursor().executemany(f"DELETE FROM {Q} WHERE object_type = {d.param} AND hubspot_id = {d.param}",
+                                      [(decl.name, rid) for rid in gone if rid not in retries])
 
 
 def move_watermark(ctx: LoadContext, object_type: str, manifest: Manifest, max_updated: datetime | None,

@@ -147,7 +147,7 @@ class RunLoader:
             entities.upsert(ctx, decl, columns, staged.source, s)
         entities.apply_merges(ctx, decl, staged.merges, s)
         entities.apply_purges(ctx, decl, self.plan.zone.read_dataset_json(manifest, "purged.json", default=[]), s)
-        entities.record_rejects(ctx, decl, staged.rejects, staged.source, s)
+        entities.record_rejects(ctx, decl, staged.rejects, staged.source, s, manifest.extra.get("retry_gone") or [])
         entities.move_watermark(ctx, object_type, manifest, staged.max_updated, s)
 
     # ------------------------------------------------------------ sync_runs
