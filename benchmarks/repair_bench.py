@@ -22,8 +22,9 @@ window (HubSpot's window is 10 s: a run may start with a burst):
   type against the floor ``types × ceil(records / 1,000) + paging`` (paging: every page past the
   first of a from-record with more links than the sandbox's association page size, counted in the
   run's association datasets);
-- the id sweep (``run_sweep=True``): its seconds against its rate floor, ``ceil(live / 100)`` id-list
-  pages plus the candidate reads (live, then archived, 100 ids a call) at 19 calls/s.
+- the id sweep (``run_sweep=True``): its seconds against its rate floor — live ids listed from both
+  ends on both budgets (list 100 ids × 19/s plus search 200 ids × 5/s) plus the candidate reads (live,
+  then archived, 100 ids a call) at 19 calls/s.
 
 Then, on the standard portal, 20,000 contacts and 5,000 deals change and the incremental run of the
 extraction benchmark (three extract tasks in parallel) runs twice over the same window, reconciliation
@@ -311,22 +312,25 @@ def _sweep(portal: _Portal, object_type: str, label: str, *, free: bool = False)
     m = portal.task(portal.job(object_type, _nightly_window(), f"{portal.name}-{object_type}-sweep", sweep=True, free=free))
     s = m.get("sweep") or {}
     live, candidates, found, calls = s.get("live", 0), s.get("candidates", 0), s.get("found", 0), s.get("calls", 0)
-    # List pages, then every candidate read live, then those never found read archived.
-    floor_calls = max(1, math.ceil(live / LIST_PAGE)) + math.ceil(candidates / LIST_PAGE) + math.ceil(
-        (candidates - found) / LIST_PAGE)
-    floor = floor_calls / GENERAL_PER_SECOND
+    # Live ids come from both ends at once: list pages (100 ids, 19/s) and search pages (200 ids, 5/s), so the
+    # listing's floor is live / (100 × 19 + 200 × 5) seconds; then every candidate read live, and those never
+    # found read archived (100 a call, general budget). In calls, a list-only listing is the reference.
+    reads_calls = math.ceil(candidates / LIST_PAGE) + math.ceil((candidates - found) / LIST_PAGE)
+    floor_calls = max(1, math.ceil(live / LIST_PAGE)) + reads_calls
+    floor = live / (LIST_PAGE * GENERAL_PER_SECOND + 200 * SEARCH_PER_SECOND) + reads_calls / GENERAL_PER_SECOND
     seconds, reads = m["sweep_seconds"], m["candidate_seconds"]
     what = f"{live:,} live, {candidates} candidates: {found} found, {s.get('purged', 0)} purged"
     if free:
         client_pace = 171 / 10.2  # the client's own pace at budget_share 0.9: 171 calls per 10 s + margin
         row = {"measure": f"id sweep, {label} ({what}; limits off: calls measured, seconds = rate floor)",
-               "value": f"{calls} calls, floor {floor:.0f} s",
-               "reference": f"floor {floor_calls} calls = {floor:.0f} s at 19/s; at the client's 171/10.2 s "
+               "value": f"{calls} calls, rate floor {floor:.0f} s",
+               "reference": f"a list-only listing {floor_calls} calls; rate floor on both budgets {floor:.0f} s; at the client's 171/10.2 s "
                             f"{calls / client_pace:.0f} s; unthrottled {seconds:.1f} s, of it candidate reads {reads:.1f} s",
                "ratio": round(calls / floor_calls, 3), "target": "≤ 1.1 (calls)", "met": calls <= 1.1 * floor_calls}
     else:
         row = {"measure": f"id sweep, {label} ({what})", "value": f"{seconds:.1f} s, {calls} calls",
-               "reference": f"floor {floor:.1f} s ({floor_calls} calls at 19/s); id list {seconds - reads:.1f} s, candidate "
+               "reference": f"floor {floor:.1f} s (ids at 1,900/s listed + 1,000/s searched, {reads_calls} reads at 19/s); "
+                            f"id list {seconds - reads:.1f} s, candidate "
                             f"reads {reads:.1f} s (re-read pauses included)",
                "ratio": round(seconds / floor, 3), "target": "≤ 1.1", "met": seconds <= 1.1 * floor}
     return [row], {"manifest": m, "floor_calls": floor_calls, "floor_seconds": floor, "seconds": seconds}
