@@ -60,6 +60,7 @@ def load_links(ctx: LoadContext, manifest: Manifest) -> None:
     qf, qt = quote(f), quote(t)
     # every from-id present in the pairs counts as read too
     ctx.execute(f"INSERT INTO {C} (from_id) SELECT DISTINCT {qf} FROM {ops.stage_ref('stg_assoc')}")
+    ops.analyze(ctx.conn.cursor(), C)
     version = ctx.param(read_at(manifest), "ts")
     s.stale = ctx.execute(
         f"DELETE FROM {C} WHERE from_id IN (SELECT from_id FROM {V} WHERE association = {d.param} AND read_at > {d.param})",
@@ -68,7 +69,9 @@ def load_links(ctx: LoadContext, manifest: Manifest) -> None:
     ctx.execute(f"DROP TABLE IF EXISTS {ops.stage_ref('src_assoc')}")
     ctx.execute(ops.assoc_merge_sql("stg_assoc", "src_assoc", f, t))
     S = ops.stage_ref("src_assoc")
-    ctx.execute(f"DELETE FROM {S} WHERE {qf} NOT IN (SELECT from_id FROM {C})")
+    # NOT EXISTS (an anti-join), never NOT IN: PostgreSQL runs NOT IN over a big subquery row by row
+    ops.analyze(ctx.conn.cursor(), S)
+    ctx.execute(f"DELETE FROM {S} WHERE NOT EXISTS (SELECT 1 FROM {C} c WHERE c.from_id = {S}.{qf})")
     s.rows = ctx.fetch_one(f"SELECT count(*) FROM {S}")[0]
     s.covered_from_ids = ctx.fetch_one(f"SELECT count(DISTINCT from_id) FROM {C}")[0]
     removed = (f"FROM {A} WHERE {qf} IN (SELECT from_id FROM {C}) AND NOT EXISTS "
@@ -146,10 +149,12 @@ def drop_links_of_deleted(ctx: LoadContext) -> None:
 def recompute_primary_companies(ctx: LoadContext) -> None:
     """``contracts.primary_company_id`` follows the primary deal→company link of each deal touched in this load."""
     d, ops = ctx.d, ctx.ops
-    K, L = d.t("contracts"), d.t("contract_companies")
-    primary = (f"(SELECT MIN(cc.hubspot_company_id) FROM {L} cc WHERE cc.hubspot_deal_id = {K}.hubspot_deal_id "
-               f"AND cc.is_primary = {ops.TRUE})")
+    K, L, touched = d.t("contracts"), d.t("contract_companies"), ops.stage_ref(TOUCHED)
+    ops.analyze(ctx.conn.cursor(), touched)
+    primaries = (f"SELECT t.hubspot_deal_id AS deal, MIN(CASE WHEN cc.is_primary = {ops.TRUE} THEN cc.hubspot_company_id END) "
+                 f"AS company FROM (SELECT DISTINCT hubspot_deal_id FROM {touched}) t LEFT JOIN {L} cc "
+                 "ON cc.hubspot_deal_id = t.hubspot_deal_id GROUP BY t.hubspot_deal_id")
     ctx.execute(
-        f"UPDATE {K} SET primary_company_id = {primary} WHERE hubspot_deal_id IN (SELECT hubspot_deal_id FROM "
-        f"{ops.stage_ref(TOUCHED)}) AND is_deleted = {ops.FALSE} AND primary_company_id {ops.DISTINCT} {primary}"
+        f"UPDATE {K} AS k SET primary_company_id = p.company FROM ({primaries}) p WHERE k.hubspot_deal_id = p.deal "
+        f"AND k.is_deleted = {ops.FALSE} AND k.primary_company_id {ops.DISTINCT} p.company"
     )

@@ -151,3 +151,8 @@ def text_of(expr: str, logical: str) -> str:
 
 def bool_or(left: str, right: str) -> str:
     return f"({left} OR {right})"
+
+
+def analyze(cur: Any, table_sql: str) -> None:
+    """Temp tables are never auto-analyzed: give the planner their row counts before joining them."""
+    cur.execute(f"ANALYZE {table_sql}")

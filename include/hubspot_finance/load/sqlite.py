@@ -105,3 +105,7 @@ def text_of(expr: str, logical: str) -> str:
 
 def bool_or(left: str, right: str) -> str:
     return f"MAX({left}, {right})"
+
+
+def analyze(cur: Any, table_sql: str) -> None:
+    """SQLite plans temp-table joins well without statistics."""
