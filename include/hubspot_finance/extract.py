@@ -428,8 +428,7 @@ def _extract_changes(hook, decl, window, properties, take, hydrator, result, pag
         progress.add(len(page))
     if pending:
         hydrator.read(list(pending), pending)
-    result.slices = {"pages": stats.pages, "keyset_drains": stats.keyset_drains,
-                     "duplicates_skipped": stats.duplicates_skipped}
+    result.slices = {"pages": stats.pages, "records": stats.records}
 
 
 def _extract_archived(hook, decl, window, properties, take, result) -> set[str]:
@@ -461,8 +460,9 @@ def _search_fits(properties: Sequence[str], cursor_property: str) -> bool:
         "filterGroups": [{"filters": [
             {"propertyName": cursor_property, "operator": "GTE", "value": "1" * 13},
             {"propertyName": cursor_property, "operator": "LT", "value": "1" * 13},
+            {"propertyName": "hs_object_id", "operator": "GT", "value": "1" * 15},
         ]}],
-        "sorts": [{"propertyName": cursor_property, "direction": "ASCENDING"}],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
         "properties": list(dict.fromkeys(["hs_object_id", cursor_property, *properties])),
         "limit": 200,
         "after": "10000",
