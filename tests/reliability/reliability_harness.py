@@ -193,3 +193,24 @@ def change_things(sb) -> None:
 
 if __name__ == "__main__":
     _child(json.loads(sys.argv[1]))
+
+
+# ---------------------------------------------------------------- the DAG's task bodies, step by step
+# (used by the state-machine proof, tests/reliability/test_state_machine.py)
+
+def extract_all(planned: dict, run_id: str, objects=OBJECT_TYPES) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``extract_reference`` and ``extract_*`` as the DAG runs them: ``(reference, manifests)``."""
+    from hubspot_finance import pipeline
+
+    cfg = config()
+    reference = pipeline.extract_reference(cfg, run_id)
+    return reference, {o: pipeline.extract_object(cfg, planned, o, run_id) for o in objects}
+
+
+def load_task(planned: dict, reference: dict, manifests: dict, run_id: str) -> dict[str, Any]:
+    """The DAG's load task body (``load_for_context``): honours the plan's ``dry_run``, checks rejects.
+
+    Calling it again with an earlier run's arguments is what clearing that run's load task does."""
+    from hubspot_finance import pipeline
+
+    return pipeline.load_for_context(config(), planned, reference, manifests, {"run_id": run_id})

@@ -25,6 +25,11 @@ from hubspot_finance.schema import CHANGE_TRACKED, ENTITY_COLUMNS, quote
 from hubspot_finance.summary import ObjectSummary
 
 MERGE_COLUMNS = [("absorbed", "text"), ("survivor", "text"), ("survivor_updated_at", "ts")]
+
+
+def merged_now(table: str) -> str:
+    """Staging table: absorbed → survivor of the merges this load applied to ``table``."""
+    return f"stg_merged_now_{table}"
 PURGE_COLUMNS = [("hubspot_id", "text"), ("detected_at", "ts")]
 # What permanently deleted contacts lose when HUBSPOT_SYNC_ERASE_PERSONAL_DATA is on.
 PERSONAL_COLUMNS = {"customers": ("email", "first_name", "last_name", "phone", "address", "postal_code", "city",
@@ -153,15 +158,22 @@ def apply_merges(ctx: LoadContext, decl: ObjectDecl, merges: list[tuple[str, str
     T, key, merged_col = d.t(decl.table), quote(decl.key_column), quote(decl.merged_into_column)
     M = ops.stage_ref("stg_merges")
     ops.create_stage(ctx.conn.cursor(), d, "stg_merges", MERGE_COLUMNS)
+    ops.create_stage(ctx.conn.cursor(), d, merged_now(decl.table), [("absorbed", "text"), ("survivor", "text")])
     if not merges:
         return
-    ops.write_stage(ctx.conn.cursor(), d, "stg_merges", MERGE_COLUMNS, pd.DataFrame(merges, columns=[c for c, _ in MERGE_COLUMNS]))
-    # one survivor per absorbed id: the newest merge wins
-    ctx.execute(f"DELETE FROM {M} WHERE EXISTS (SELECT 1 FROM {M} m2 WHERE m2.absorbed = {M}.absorbed "
-                f"AND (m2.survivor_updated_at > {M}.survivor_updated_at OR (m2.survivor_updated_at = {M}.survivor_updated_at AND m2.survivor > {M}.survivor)))")
+    # one survivor per absorbed id: the newest merge wins (the same survivor may be read twice in a run)
+    newest: dict[str, tuple[str, datetime]] = {}
+    for absorbed, survivor, at in merges:
+        if absorbed not in newest or (at, survivor) > (newest[absorbed][1], newest[absorbed][0]):
+            newest[absorbed] = (survivor, at)
+    frame = pd.DataFrame([(a, s_, at) for a, (s_, at) in newest.items()], columns=[c for c, _ in MERGE_COLUMNS])
+    ops.write_stage(ctx.conn.cursor(), d, "stg_merges", MERGE_COLUMNS, frame)
     applies = (f"m.survivor_updated_at >= t.updated_at AND (t.{merged_col} {ops.DISTINCT} m.survivor OR t.is_deleted = {ops.FALSE}) "
                f"AND t.deletion_kind {ops.DISTINCT} 'permanent'")
     _deletion_changes(ctx, decl, f"JOIN {M} m ON t.{key} = m.absorbed WHERE {applies}", "m.survivor_updated_at", ())
+    # the merges this load applies (not those an earlier load already did): their links move to the survivor
+    ctx.execute(f"INSERT INTO {ops.stage_ref(merged_now(decl.table))} (absorbed, survivor) SELECT m.absorbed, m.survivor "
+                f"FROM {M} m JOIN {T} t ON t.{key} = m.absorbed WHERE {applies}")
     cur = ctx.execute(
         f"UPDATE {T} AS t SET is_deleted = {ops.TRUE}, deleted_at = COALESCE(t.deleted_at, m.survivor_updated_at), "
         f"deletion_kind = 'merged', {merged_col} = m.survivor, updated_at = {ops.GREATEST}(t.updated_at, m.survivor_updated_at), "

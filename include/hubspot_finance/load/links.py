@@ -3,7 +3,7 @@
 A record's link set is replaced whole when its associations were read — but only by a set read no
 earlier than the stored one (``link_versions``), so an older run's load, cleared and re-run after a
 newer one, never reverts links. Then, as HubSpot shows them: a merged-away record's links move to
-the survivor (keeping the primary flag), links from or to a deleted record disappear, and each deal
+the survivor, links from or to a deleted record disappear, and each deal
 whose company links changed gets its ``primary_company_id`` recomputed (deleted deals keep theirs).
 """
 
@@ -60,6 +60,10 @@ def load_links(ctx: LoadContext, manifest: Manifest) -> None:
     qf, qt = quote(f), quote(t)
     # every from-id present in the pairs counts as read too
     ctx.execute(f"INSERT INTO {C} (from_id) SELECT DISTINCT {qf} FROM {ops.stage_ref('stg_assoc')}")
+    # a deleted record has no links in HubSpot (a merged-away id's read shows its survivor's): never load any
+    from_decl = get_object(decl.from_type)
+    ctx.execute(f"DELETE FROM {C} WHERE from_id IN (SELECT {quote(from_decl.key_column)} FROM {d.t(from_decl.table)} "
+                f"WHERE is_deleted = {ops.TRUE})")
     ops.analyze(ctx.conn.cursor(), C)
     version = ctx.param(read_at(manifest), "ts")
     s.stale = ctx.execute(
@@ -72,6 +76,7 @@ def load_links(ctx: LoadContext, manifest: Manifest) -> None:
     # NOT EXISTS (an anti-join), never NOT IN: PostgreSQL runs NOT IN over a big subquery row by row
     ops.analyze(ctx.conn.cursor(), S)
     ctx.execute(f"DELETE FROM {S} WHERE NOT EXISTS (SELECT 1 FROM {C} c WHERE c.from_id = {S}.{qf})")
+    _touch(ctx, decl, f"SELECT DISTINCT from_id FROM {C}")  # read now: its primary company is recomputed
     s.rows = ctx.fetch_one(f"SELECT count(*) FROM {S}")[0]
     s.covered_from_ids = ctx.fetch_one(f"SELECT count(DISTINCT from_id) FROM {C}")[0]
     removed = (f"FROM {A} WHERE {qf} IN (SELECT from_id FROM {C}) AND NOT EXISTS "
@@ -101,15 +106,17 @@ def load_links(ctx: LoadContext, manifest: Manifest) -> None:
 def repoint_merged(ctx: LoadContext) -> None:
     """HubSpot moves a merged-away record's associations to the survivor; do the same.
 
-    The other side of such a link (e.g. the deal of a merged contact) was not modified, so its
-    associations may not be re-read in this run: without this they would still point at the
-    absorbed id. A link that was primary stays primary on the survivor.
+    The other side of such a link (e.g. the deal of a merged contact) may not be re-read in this run:
+    without this it would still point at the absorbed id. Only merges this load applied move links
+    (an older load replayed later moves nothing again); several records merged into one survivor
+    give one link each (a link that was primary stays primary).
     """
+    from hubspot_finance.load.entities import merged_now
+
     d, ops = ctx.d, ctx.ops
     for object_type in ctx.plan.records:
         decl = get_object(object_type)
-        T, key, merged_col = d.t(decl.table), quote(decl.key_column), quote(decl.merged_into_column)
-        merged = f"SELECT {key} AS absorbed, {merged_col} AS survivor FROM {T} WHERE {merged_col} IS NOT NULL AND sync_run_id = {d.param}"
+        merged = f"SELECT absorbed, survivor FROM {ops.stage_ref(merged_now(decl.table))}"
         for assoc in ASSOCIATIONS:
             for side, col, other in ((assoc.from_type, assoc.from_column, assoc.to_column),
                                      (assoc.to_type, assoc.to_column, assoc.from_column)):
@@ -117,17 +124,20 @@ def repoint_merged(ctx: LoadContext) -> None:
                     continue
                 A, qc, qo = d.t(assoc.table), quote(col), quote(other)
                 deal = "m.survivor" if col == assoc.from_column else f"x.{quote(assoc.from_column)}"
-                _touch(ctx, assoc, f"SELECT {deal} FROM {A} x JOIN ({merged}) m ON x.{qc} = m.absorbed", (ctx.run_id,))
+                # a merged-away record's own primary link is not the survivor's primary (HubSpot keeps the
+                # survivor's); a link *to* a merged-away record keeps its primary flag on the survivor
+                primary = ops.any_true("x.is_primary") if col == assoc.to_column else ops.FALSE
+                _touch(ctx, assoc, f"SELECT {deal} FROM {A} x JOIN ({merged}) m ON x.{qc} = m.absorbed")
                 ctx.execute(
                     f"INSERT INTO {A} AS a ({qc}, {qo}, is_primary, labels, synced_at, sync_run_id) "
-                    f"SELECT m.survivor, x.{qo}, x.is_primary, x.labels, {d.param}, {d.param} "
-                    f"FROM {A} x JOIN ({merged}) m ON x.{qc} = m.absorbed WHERE true "
+                    f"SELECT m.survivor, x.{qo}, {primary}, {ops.any_value('x.labels')}, {d.param}, {d.param} "
+                    f"FROM {A} x JOIN ({merged}) m ON x.{qc} = m.absorbed GROUP BY m.survivor, x.{qo} "
                     f"ON CONFLICT ({quote(assoc.from_column)}, {quote(assoc.to_column)}) DO UPDATE SET "
                     f"is_primary = {ops.bool_or('a.is_primary', 'excluded.is_primary')}, synced_at = excluded.synced_at, "
                     f"sync_run_id = excluded.sync_run_id",
-                    (*ctx.stamp(), ctx.run_id),
+                    ctx.stamp(),
                 )
-                ctx.execute(f"DELETE FROM {A} WHERE {qc} IN (SELECT absorbed FROM ({merged}) m)", (ctx.run_id,))
+                ctx.execute(f"DELETE FROM {A} WHERE {qc} IN (SELECT absorbed FROM ({merged}) m)")
 
 
 def drop_links_of_deleted(ctx: LoadContext) -> None:

@@ -156,3 +156,13 @@ def bool_or(left: str, right: str) -> str:
 def analyze(cur: Any, table_sql: str) -> None:
     """Temp tables are never auto-analyzed: give the planner their row counts before joining them."""
     cur.execute(f"ANALYZE {table_sql}")
+
+
+def any_true(expr: str) -> str:
+    """Aggregate: true when any row's boolean is."""
+    return f"bool_or({expr})"
+
+
+def any_value(expr: str) -> str:
+    """Aggregate: one of the rows' values (they are alike)."""
+    return f"(array_agg({expr}))[1]"

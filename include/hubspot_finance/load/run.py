@@ -5,8 +5,8 @@ and the watermarks) commits in ONE transaction; a crash anywhere leaves the tabl
 are serialized with ``pg_advisory_xact_lock`` (PostgreSQL) or ``BEGIN IMMEDIATE`` (SQLite).
 
 Order: per object (companies, contacts, deals) stage → upsert → merges → permanent deletes →
-rejects and retry list → watermark; then the link sets, merged links moved to survivors, links of
-deleted records dropped, primary companies recomputed; then ``sync_runs``.
+rejects and retry list → watermark; then merged links moved to survivors, the link sets read in
+this run, links of deleted records dropped, primary companies recomputed; then ``sync_runs``.
 
 Test hook: if env ``HUBSPOT_FINANCE_TEST_BLOCK_AFTER_STAGING`` names a file, the load creates it after
 staging the first object and then blocks (tests kill the process there to prove atomicity).
@@ -87,9 +87,9 @@ class RunLoader:
                 if position == 0:
                     self._test_block()
             links.start(ctx)
+            links.repoint_merged(ctx)  # first: a link set read in this run then replaces the moved links
             for manifest in self.plan.associations:
                 links.load_links(ctx, manifest)
-            links.repoint_merged(ctx)
             links.drop_links_of_deleted(ctx)
             links.recompute_primary_companies(ctx)
             self._write_runs()

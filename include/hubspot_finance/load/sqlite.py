@@ -109,3 +109,13 @@ def bool_or(left: str, right: str) -> str:
 
 def analyze(cur: Any, table_sql: str) -> None:
     """SQLite plans temp-table joins well without statistics."""
+
+
+def any_true(expr: str) -> str:
+    """Aggregate: true when any row's boolean is."""
+    return f"MAX({expr})"
+
+
+def any_value(expr: str) -> str:
+    """Aggregate: one of the rows' values (they are alike)."""
+    return f"MAX({expr})"
