@@ -120,7 +120,7 @@ def _ids(path: str | None) -> tuple[str, ...]:
 def _task(job: dict[str, Any]) -> dict[str, Any]:
     """One extract task (runs in a worker process): extract_object with the finance ids and repairs of ``job``."""
     from hubspot_finance import extract
-    from hubspot_finance.extract import FinanceIds
+    from hubspot_finance.state import FinanceIds
     from hubspot_finance.objects import get_object
     from hubspot_finance.rawzone import RawZone
     from hubspot_finance.windows import Window

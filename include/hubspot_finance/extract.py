@@ -33,6 +33,7 @@ from hubspot_finance.id_sweep import sweep
 from hubspot_finance.objects import ObjectDecl, associations_from
 from hubspot_finance.rawzone import RawZone
 from hubspot_finance.search_slicing import SliceStats, iter_changed
+from hubspot_finance.state import FinanceIds
 from hubspot_finance.timeparse import parse_hubspot_datetime, to_ms
 from hubspot_finance.windows import Window
 
@@ -95,15 +96,6 @@ class ExtractResult:
             "dropped_properties": self.dropped_properties,
             "warnings": self.warnings,
         }
-
-
-@dataclass(frozen=True)
-class FinanceIds:
-    """What the finance tables hold for one object, for the extraction's repairs (all ids as text)."""
-
-    live: tuple[str, ...] = ()  # not deleted: their associations are reconciled
-    known: tuple[str, ...] = ()  # live or archived (not merged, not permanently deleted): the sweep checks them
-    retry: tuple[str, ...] = ()  # rejected records to read again
 
 
 def resolve_properties(

@@ -246,35 +246,10 @@ RETRY_LIST_LIMIT = 10_000  # rejected records read again per object and run (the
 def read_finance_ids(cfg: SyncConfig, decl: Any, *, live: bool, known: bool):
     """The ids the extraction repairs from: live rows (association reconciliation), live or archived rows
     (the id sweep) and the retry list of rejected records. Empty before the first load."""
-    from hubspot_finance.extract import FinanceIds
-    from hubspot_finance.schema import Dialect, dialect_of, quote
+    from hubspot_finance.state import read_finance_ids as read
 
     with finance_connection(cfg) as conn:
-        d = Dialect(dialect_of(conn), schema=cfg.schema)
-        cur = conn.cursor()
-        if d.name == "postgres":
-            cur.execute("SELECT to_regclass(%s)", (f'"{d.schema}"."record_retries"',))
-            ready = cur.fetchone()[0] is not None
-        else:
-            cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'record_retries'")
-            ready = cur.fetchone() is not None
-        if not ready:
-            conn.rollback()
-            return FinanceIds()
-        key, table = quote(decl.key_column), d.t(decl.table)
-
-        def ids(sql: str, params: tuple = ()) -> tuple[str, ...]:
-            cur.execute(sql, params)
-            return tuple(str(r[0]) for r in cur.fetchall())
-
-        found = FinanceIds(
-            live=ids(f"SELECT {key} FROM {table} WHERE is_deleted = {'FALSE' if d.name == 'postgres' else '0'}") if live else (),
-            known=ids(f"SELECT {key} FROM {table} WHERE deletion_kind IS NULL OR deletion_kind = 'archived'") if known else (),
-            retry=ids(f"SELECT hubspot_id FROM {d.t('record_retries')} WHERE object_type = {d.param} "
-                      f"ORDER BY first_rejected_at LIMIT {RETRY_LIST_LIMIT}", (decl.name,)),
-        )
-        conn.rollback()
-        return found
+        return read(conn, decl, schema=cfg.schema, live=live, known=known, retry_limit=RETRY_LIST_LIMIT)
 
 
 def _window_text(window: Window) -> str:

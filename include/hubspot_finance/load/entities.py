@@ -230,16 +230,13 @@ def record_rejects(ctx: LoadContext, decl: ObjectDecl, rejects: list[dict[str, A
     R, Q = d.t("rejected_records"), d.t("record_retries")
     ctx.execute(f"DELETE FROM {R} WHERE run_id = {d.param} AND object_type = {d.param}", (ctx.run_id, decl.name))
     s.rejected = len(rejects)
-    attempts = {row[0]: int(row[1]) for row in ctx.execute(
-        f"SELECT hubspot_id, attempts FROM {Q} WHERE object_type = {d.param} AND (last_run_id IS NULL OR last_run_id <> {d.param})",
-        (decl.name, ctx.run_id)).fetchall()}
-    previous = {row[0]: int(row[1]) for row in ctx.execute(
-        f"SELECT hubspot_id, attempts FROM {Q} WHERE object_type = {d.param} AND last_run_id = {d.param}",
-        (decl.name, ctx.run_id)).fetchall()}  # a re-run of this run's load: same attempt numbers
+    # the attempt number: one more than the list says, unless this very run counted it (a re-run of its load)
+    attempts = {row[0]: int(row[1]) - (row[2] == ctx.run_id) for row in ctx.execute(
+        f"SELECT hubspot_id, attempts, last_run_id FROM {Q} WHERE object_type = {d.param}", (decl.name,)).fetchall()}
     rows, retries = [], {}
     for reject in rejects:
         rid = reject["hubspot_id"]
-        attempt = previous.get(rid) or attempts.get(rid, 0) + 1
+        attempt = attempts.get(rid, 0) + 1
         if rid:
             retries[rid] = attempt
         rows.append((reject["object_type"], rid, reject["run_id"],
