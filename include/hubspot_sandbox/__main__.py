@@ -29,6 +29,9 @@ def main(argv=None) -> int:
                     help="bearer token to accept (default: $HUBSPOT_SANDBOX_TOKEN or a random pat-na1-<uuid4>)")
     ap.add_argument("--token-file", default=os.path.join("var", "sandbox", "token"),
                     help="where to write the token (mode 0600); default var/sandbox/token")
+    ap.add_argument("--recent-days", type=int, default=14,
+                    help="also stamp people's edits over the last N days before start (0: only the seed, "
+                         "which ends in 2025); default 14")
     ap.add_argument("--verbose", action="store_true", help="log every request")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -38,12 +41,17 @@ def main(argv=None) -> int:
         seed=a.seed, contacts=a.contacts, companies=a.companies, deals=a.deals,
         extra_properties=a.extra_properties, search_lag_ms=a.search_lag_ms,
         association_page_size=a.association_page_size,
-        search_body_limit=None if a.no_search_body_limit else 3000,
+        search_body_limit=None if a.no_search_body_limit else 3000, recent_activity_days=max(0, a.recent_days),
     )
     server.start()
     print(f"HubSpot sandbox on {server.url} (seeded {a.contacts} contacts, {a.companies} companies, "
           f"{a.deals} deals in {time.perf_counter() - t0:.2f}s; rate limits "
           f"{'off' if a.no_rate_limits else a.tier}); token in {os.path.abspath(a.token_file)}", flush=True)
+    recent = server.portal.recent_activity
+    if recent:
+        total = sum(sum(kinds.values()) for kinds in recent["changes"].values())
+        print(f"Recent activity: {total} changes between {recent['first']} and {recent['last']} "
+              f"(details: {server.url}/_sandbox/state; --recent-days 0 for the seed alone)", flush=True)
     try:
         while True:
             time.sleep(3600)

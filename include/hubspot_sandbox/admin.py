@@ -119,7 +119,8 @@ class ControlApi:
                           "purged": int((s.purged[: s.n] != 0).sum()),
                           "first_id": str(s.base), "last_id": str(s.base + s.n - 1)}
                       for t, s in p.stores.items()}
-        return _ok({"config": asdict(p.config), "counts": counts, "clock_ms": p.now_ms(),
+        return _ok({"config": asdict(p.config), "counts": counts, "recent_activity": p.recent_activity,
+                    "clock_ms": p.now_ms(),
                     "clock_frozen": self.state.clock.frozen, "limits": self.state.limiter.snapshot()})
 
     def reset(self, d):
@@ -151,7 +152,7 @@ class ControlApi:
         store = self._store(type)
         with p.lock:
             i = store.resolve(id)
-            store.archived[i] = int(d.get("at_ms") or p.now_ms())
+            store.archive(i, int(d.get("at_ms") or p.now_ms()))
             return _ok(self._record(store, i))
 
     def restore(self, d, type, id):
@@ -159,8 +160,7 @@ class ControlApi:
         store = self._store(type)
         with p.lock:
             i = store.resolve(id, archived=True)
-            store.archived[i] = 0
-            store.lastmod[i] = int(d.get("at_ms") or p.now_ms())
+            store.restore(i, int(d.get("at_ms") or p.now_ms()))
             return _ok(self._record(store, i))
 
     def purge(self, d, type, id):

@@ -38,6 +38,7 @@ class PortalConfig:
     touch_on_associate: bool = False
     association_empty_as_error: bool = False
     frozen_clock_ms: int | None = None
+    recent_activity_days: int = 0  # > 0: people's edits over the last N days before the clock (see ``recent``)
 
     def sizes(self) -> dict[str, int]:
         return {"contacts": int(self.contacts), "companies": int(self.companies), "deals": int(self.deals)}
@@ -216,6 +217,15 @@ class ObjectStore:
                 continue
             ov[k] = _str(v)
         self._derive(i)
+        self.lastmod[i] = now
+
+    def archive(self, i: int, now: int) -> None:
+        """Delete record i as HubSpot's UI does: restorable, listed with ``archived=true``."""
+        self.archived[i] = now
+
+    def restore(self, i: int, now: int) -> None:
+        """Bring an archived record back; HubSpot stamps the restore as a modification."""
+        self.archived[i] = 0
         self.lastmod[i] = now
 
     def purge(self, i: int, now: int) -> None:
@@ -406,6 +416,11 @@ class Portal:
         for t in schema.OBJECT_TYPES:
             self.stores[t] = ObjectStore(self, t, sizes[t])
         self.assoc = AssociationStore(self)
+        self.recent_activity: dict | None = None  # what ``recent.seed`` did, for /_sandbox/state
+        if self.config.recent_activity_days:
+            from .recent import seed_recent_activity
+
+            self.recent_activity = seed_recent_activity(self, int(self.config.recent_activity_days))
 
     def store(self, otype: str) -> ObjectStore:
         return self.stores[schema.TYPE_ALIASES[otype]]

@@ -131,8 +131,9 @@ class SandboxServer:
 
     Options: ``seed``, ``contacts``, ``companies``, ``deals``, ``extra_properties``, ``search_lag_ms``,
     ``search_body_limit``, ``association_page_size``, ``max_url_length``, ``touch_on_associate``,
-    ``frozen_clock_ms``; ``token`` (default: random ``pat-na1-<uuid4>``), ``scopes``, ``rate_limits``
-    (bool or dict of ``LimitConfig`` fields, e.g. ``{"tier": "starter", "ten_secondly": 10}``).
+    ``frozen_clock_ms``, ``recent_activity_days`` (default 0: the seed alone, which ends in 2025); ``token``
+    (default: random ``pat-na1-<uuid4>``), ``scopes``, ``rate_limits`` (bool or dict of ``LimitConfig``
+    fields, e.g. ``{"tier": "starter", "ten_secondly": 10}``).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None, scopes=None,
