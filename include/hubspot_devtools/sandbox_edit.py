@@ -1,12 +1,12 @@
 """Edit the running HubSpot sandbox as a person would, and say what the next sync will show.
 
     python -m hubspot_devtools.sandbox_edit list deals --limit 5
-    python -m hubspot_devtools.sandbox_edit set-amount 9000000017 125000.50
-    python -m hubspot_devtools.sandbox_edit set contact 142 city=Bodø zip=8006
-    python -m hubspot_devtools.sandbox_edit archive contacts 142      # restore contacts 142 undoes it
-    python -m hubspot_devtools.sandbox_edit merge companies 5000000017 5000000042
-    python -m hubspot_devtools.sandbox_edit delete-permanently contacts 142
-    python -m hubspot_devtools.sandbox_edit associate deals 9000000017 companies 5000000042 --primary
+    python -m hubspot_devtools.sandbox_edit set-amount 9000000003 125000.50
+    python -m hubspot_devtools.sandbox_edit set contact 110 city=Bodø zip=8006
+    python -m hubspot_devtools.sandbox_edit archive contacts 110      # restore contacts 110 undoes it
+    python -m hubspot_devtools.sandbox_edit merge companies 5000000005 5000000006
+    python -m hubspot_devtools.sandbox_edit delete-permanently contacts 111
+    python -m hubspot_devtools.sandbox_edit associate deals 9000000003 companies 5000000007 --primary
 
 Edits go through the sandbox's control API (``/_sandbox/…``, loopback, no token), stamped with the
 sandbox clock. ``list`` reads through the HubSpot API, as the sync does, with the token the sandbox
@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("show", cmd_show, "one record and its state", ("otype", typ), ("id", rid))
     cmd("set-amount", cmd_set_amount, "change a deal's amount (an exact decimal)", ("id", {**rid, "metavar": "DEAL_ID"}),
         ("amount", {"metavar": "AMOUNT"}))
-    cmd("set", cmd_set, "change properties: set deal 9000000017 dealstage=closedwon", ("otype", typ), ("id", rid),
+    cmd("set", cmd_set, "change properties: set deal 9000000003 dealstage=closedwon", ("otype", typ), ("id", rid),
         ("assignments", {"nargs": "+", "metavar": "prop=value"}))
     cmd("create", cmd_create, "create a record: create contact firstname=Kari lastname=Nordmann", ("otype", typ),
         ("assignments", {"nargs": "+", "metavar": "prop=value"}))
