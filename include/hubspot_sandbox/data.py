@@ -416,7 +416,7 @@ class Portal:
         for t in schema.OBJECT_TYPES:
             self.stores[t] = ObjectStore(self, t, sizes[t])
         self.assoc = AssociationStore(self)
-        self.recent_activity: dict | None = None  # what ``recent.seed`` did, for /_sandbox/state
+        self.recent_activity: dict | None = None  # what ``recent.seed_recent_activity`` did, for /_sandbox/state
         if self.config.recent_activity_days:
             from .recent import seed_recent_activity
 

@@ -73,7 +73,7 @@ def plan(portal, days: int, anchor_ms: int) -> list[Event]:
         for kind in RATES:
             times = _times(store.gen, kind, len(pk[kind]), days, anchor_ms)
             for k, (target, at) in enumerate(zip(pk[kind], times)):
-                if at is None:  # the window lies before the seed's first office hours
+                if at is None:  # no working day in the window (one day, and a Sunday)
                     continue
                 if kind == "modify":
                     events.append(Event(at, t, kind, (target,), _edit(store, target, at)))
