@@ -1,0 +1,166 @@
+"""The page and its JSON against finance tables the real pipeline filled from the sandbox (SQLite and
+PostgreSQL): freshness, run counts equal to ``sync_runs``, rejects by rule, contract changes, run links."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sync_page_support import HOSTILE_NAME, RUN_1, RUN_2, h, run_url
+
+
+PORTAL = 24681357  # the sandbox account's portal id (saved in the local raw zone by extract_reference)
+DEADLINE = datetime(2026, 9, 22, 4, 0, tzinfo=timezone.utc)  # 06:00 in Oslo: the 02:00 run's deadline (4 h)
+
+
+def summary(client) -> dict:
+    response = client.get("/api/summary")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["state"] == "ok"
+    return body
+
+
+def freshness(body: dict) -> dict[str, dict]:
+    return {f["object_type"]: f for f in body["freshness"]}
+
+
+def test_every_object_is_green_right_after_the_run_with_its_last_successful_run(synced, page_client):
+    body = summary(page_client(now=synced.now + timedelta(hours=1)))
+    for object_type, f in freshness(body).items():
+        assert f["status"] == "green", (object_type, f)
+        assert datetime.fromisoformat(f["watermark"]) == synced.now  # the lag margin is 0 in the test environment
+        assert f["age_seconds"] == 3600
+        assert f["last_success_run_id"] == RUN_2 and f["last_success_url"] == run_url(RUN_2)
+    assert body["schedule"]["cron"] == "0 2 * * *" and body["schedule"]["interval_seconds"] == 24 * 3600
+
+
+@pytest.mark.parametrize("now, status", [
+    (DEADLINE - timedelta(minutes=1), "green"),  # 05:59: today's 02:00 run may still be running
+    (DEADLINE + timedelta(minutes=1), "amber"),  # 06:01: today's run should be in; the one before is
+    (DEADLINE + timedelta(days=1, minutes=1), "red"),  # two scheduled runs missing
+])
+def test_freshness_follows_the_schedule_and_its_deadline(synced, page_client, now, status):
+    assert {f["status"] for f in summary(page_client(now=now))["freshness"]} == {status}
+
+
+def test_freshness_interval_comes_from_the_configured_schedule(synced, page_client, monkeypatch):
+    monkeypatch.setenv("HUBSPOT_SYNC_SCHEDULE", "0 */6 * * *")
+    monkeypatch.setenv("HUBSPOT_SYNC_DEADLINE_MINUTES", "60")
+    body = summary(page_client(now=synced.now + timedelta(hours=8)))
+    assert body["schedule"]["interval_seconds"] == 6 * 3600
+    assert {f["status"] for f in body["freshness"]} == {"amber"}  # the 00:00 UTC+2 run is in, the 06:00 one is not
+
+
+def test_runs_show_exactly_what_sync_runs_holds(synced, page_client):
+    body = summary(page_client())
+    rows = synced.target.query("SELECT run_id, object_type, inserted, updated, deleted, rejected, api_calls, status FROM {s}sync_runs")
+    stored = {(r["run_id"], r["object_type"]): r for r in rows}
+    assert [v["run"]["run_id"] for v in body["runs"]] == [RUN_2, RUN_1]  # newest first
+    shown = {}
+    for view in body["runs"]:
+        assert view["airflow_url"] == run_url(view["run"]["run_id"])
+        assert view["api_calls"] == sum(r["api_calls"] for k, r in stored.items() if k[0] == view["run"]["run_id"])
+        assert view["daily_budget_left"] is None
+        for o in view["run"]["objects"]:
+            shown[(view["run"]["run_id"], o["object_type"])] = o
+    assert shown.keys() == stored.keys()
+    for key, row in stored.items():
+        assert {f: shown[key][f] for f in ("inserted", "updated", "deleted", "rejected", "api_calls", "status")} == \
+               {f: row[f] for f in ("inserted", "updated", "deleted", "rejected", "api_calls", "status")}, key
+    assert shown[(RUN_2, "deals")]["rejected"] == 2 and shown[(RUN_1, "deals")]["rejected"] == 1
+    assert body["budget_recorded"] is False and "daily budget left is not recorded" in body["notes"][0]
+
+
+def test_rejects_are_grouped_by_rule_with_examples_and_links(synced, page_client):
+    groups = {g["rule"]: g for g in summary(page_client())["reject_groups"]}
+    assert set(groups) == {"invalid_amount", "unknown_currency"}
+    amount, currency = groups["invalid_amount"], groups["unknown_currency"]
+    assert (amount["records"], amount["still_open"]) == (2, 1)
+    assert (currency["records"], currency["still_open"]) == (1, 1)
+    examples = {e["hubspot_id"]: e for e in amount["examples"]}
+    assert examples[synced.bad_amount_deal]["still_open"] and examples[synced.bad_amount_deal]["run_id"] == RUN_2
+    assert examples[synced.bad_amount_deal]["value"] == "12,5" and examples[synced.bad_amount_deal]["field"] == "amount"
+    assert not examples[synced.fixed_deal]["still_open"] and examples[synced.fixed_deal]["run_url"] == run_url(RUN_1)
+    [bad_currency] = currency["examples"]
+    assert bad_currency["hubspot_id"] == synced.bad_currency_deal and bad_currency["value"] == "XYZ"
+    assert bad_currency["hubspot_url"] == f"https://app.hubspot.com/contacts/{PORTAL}/record/0-3/{synced.bad_currency_deal}"
+
+
+def test_the_stored_raw_record_of_a_reject(synced, page_client):
+    client = page_client()
+    [example] = {g["rule"]: g for g in summary(client)["reject_groups"]}["unknown_currency"]["examples"]
+    stored = client.get(f"/rejects/{example['reject_id']}").json()
+    assert stored["hubspot_id"] == synced.bad_currency_deal and stored["run_id"] == RUN_2
+    assert stored["raw_record"]["properties"]["deal_currency_code"] == "XYZ"
+    assert client.get("/rejects/987654").status_code == 404
+
+
+def test_hubspot_links_use_the_configured_portal_or_fall_back_to_the_id(synced, page_client, monkeypatch):
+    monkeypatch.setenv("HUBSPOT_SYNC_PORTAL_ID", "555")
+    change = summary(page_client())["contract_changes"][0]
+    assert change["hubspot_url"] == f"https://app.hubspot.com/contacts/555/record/0-3/{change['change']['deal_id']}"
+    monkeypatch.delenv("HUBSPOT_SYNC_PORTAL_ID")
+    monkeypatch.setenv("HUBSPOT_SYNC_RAW_ROOT", "s3://aws_default@bucket/raw")  # not read by the page
+    body = summary(page_client())
+    assert body["portal_id"] is None and body["contract_changes"][0]["hubspot_url"] is None
+
+
+def test_contract_changes_are_the_newest_rows_of_contract_changes(synced, page_client):
+    changes = summary(page_client())["contract_changes"]
+    rows = synced.target.query("SELECT hubspot_deal_id, field, old_value, new_value, sync_run_id FROM {s}contract_changes ORDER BY id DESC")
+    assert rows, "the edits between the runs change a deal's amount"
+    shown = [c["change"] for c in changes]
+    assert [(c["deal_id"], c["field"], c["old_value"], c["new_value"], c["run_id"]) for c in shown] == \
+           [(r["hubspot_deal_id"], r["field"], r["old_value"], r["new_value"], r["sync_run_id"]) for r in rows]
+    assert all(c["run_url"] == run_url(RUN_2) for c in changes)
+    assert {c["deal_name"] for c in shown} == {HOSTILE_NAME}
+    assert ("amount", "0.3") in {(c["field"], c["new_value"]) for c in shown}
+
+
+def test_the_page_shows_it_all_inline_with_local_times(synced, page_client):
+    response = page_client().get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    for run_id in (RUN_1, RUN_2):
+        assert f'href="{run_url(run_id)}"' in page
+    assert page.count('class="status green"') == 3
+    assert "Times in Europe/Oslo" in page and "2026-09-21 19:13 CEST" in page  # the watermark, 17:13 UTC
+    assert page.count("<svg") == 3 and "invalid_amount" in page and "unknown_currency" in page
+    deals = next(v for v in summary(page_client())["runs"] if v["run"]["run_id"] == RUN_2)["run"]["objects"]
+    inserted = next(o for o in deals if o["object_type"] == "deals")["inserted"]
+    assert f"<title>{RUN_2}: {inserted} inserted</title>" in page
+    assert "0.3</code>" in page and "Last 2 runs" in page
+    assert "&lt;script&gt;alert(&#39;deal&#39;)&lt;/script&gt; &amp; Co" in page and "<script>alert" not in page
+    # offline: nothing is fetched from anywhere else
+    assert not re.search(r"<script[^>]+src=|<link[^>]+stylesheet|@import|url\(", page)
+
+
+def test_times_follow_the_account_time_zone(synced, page_client, monkeypatch):
+    monkeypatch.setenv("HUBSPOT_SYNC_TIMEZONE", "America/New_York")
+    page = page_client().get("/").text
+    assert "Times in America/New_York" in page and "2026-09-21 13:13 EDT" in page
+
+
+def test_links_are_relative_without_a_configured_base_url(synced, page_client):
+    body = summary(page_client(base_url=""))
+    assert body["runs"][0]["airflow_url"] == run_url(RUN_2, base="..")
+    assert body["dag_url"] == "../dags/hubspot_to_finance"
+
+
+def test_a_budget_column_is_shown_once_the_loader_records_it(synced, page_client, tmp_path, monkeypatch):
+    if synced.target.kind != "sqlite":
+        pytest.skip("one dialect is enough for the optional column (a copy of the SQLite file)")
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "finance.db"
+    shutil.copy(synced.target.target, copy)
+    with sqlite3.connect(copy) as conn:
+        conn.execute("ALTER TABLE sync_runs ADD COLUMN daily_budget_left INTEGER")
+        conn.execute("UPDATE sync_runs SET daily_budget_left = CASE object_type WHEN 'deals' THEN 480 ELSE 500 END")
+    monkeypatch.setenv("AIRFLOW_CONN_FINANCE_DB", h.Target("sqlite", str(copy)).conn_json())
+    body = summary(page_client())
+    assert body["budget_recorded"] is True and body["notes"] == []
+    assert [v["daily_budget_left"] for v in body["runs"]] == [480, 480]
