@@ -118,7 +118,7 @@ def build_dashboard(reader: FinanceReader, cfg: SyncConfig, now: datetime, links
             last.status if last else None, last.error if last and last.status != "success" else None))
     portal = portal_id(cfg.raw_root, [r.run_id for r in runs if r.status == "success"])
     rejects = reader.rejects([r.run_id for r in runs])
-    notes = () if reader.budget_recorded() else (
+    notes = () if reader.budget_recorded else (
         "HubSpot's daily budget left is not recorded in sync_runs yet (only in each run's summary); "
         "API calls are.",)
     return Dashboard(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from hubspot_finance.config import SyncConfig
 
@@ -40,8 +40,6 @@ def mask(text: str, secret: str | None) -> str:
     """``text`` with ``secret`` replaced by ``***`` (also in its URL-encoded form)."""
     if not secret or len(secret) < MIN_SECRET_LENGTH:
         return text
-    from urllib.parse import quote
-
     for form in {secret, quote(secret, safe=""), quote(secret)}:
         text = text.replace(form, "***")
     return text
@@ -90,7 +88,10 @@ def _open_sqlite(hook: Any, conn_id: str) -> Any:
 def _open_other(hook: Any) -> Any:
     conn = hook.get_conn()
     if type(conn).__module__.startswith("psycopg"):
-        conn.read_only = True  # every transaction BEGINs READ ONLY
+        if hasattr(conn, "read_only"):
+            conn.read_only = True  # psycopg 3: every transaction BEGINs READ ONLY
+        else:
+            conn.set_session(readonly=True)  # psycopg2
         conn.cursor().execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
     return conn
 

@@ -109,7 +109,7 @@ DAG <a href="{{ d.dag_url }}" data-parent>{{ dag_id }}</a> · <a href="api/summa
 <table><tr><th>Deal</th><th>Field</th><th>Old → new</th><th>Changed (HubSpot)</th><th>Run</th></tr>
 {% for v in d.contract_changes %}{% set c = v.change %}<tr>
 <td>{% if v.hubspot_url %}<a href="{{ v.hubspot_url }}" target="_blank" rel="noopener noreferrer" data-parent>{{ c.deal_id }}</a>{% else %}{{ c.deal_id }}{% endif %}{% if c.deal_name %}<br><span class="small muted">{{ c.deal_name }}</span>{% endif %}</td>
-<td>{{ c.field }}</td><td><code>{{ c.old_value if c.old_value is not none else "∅" }}</code> → <code>{{ c.new_value if c.new_value is not none else "∅" }}</code></td>
+<td>{{ c.field }}</td><td><code>{{ c.old_value if c.old_value is not none else "∅" }}</code> → <code>{{ c.new_value if c.new_value is not none else "∅" }}</code>{% if c.field == "amount" and c.currency %} {{ c.currency }}{% endif %}</td>
 <td>{{ local(c.changed_at) }}</td><td><a href="{{ v.run_url }}" data-parent>{{ c.run_id }}</a><br><span class="small muted">recorded {{ local(c.recorded_at) }}</span></td>
 </tr>{% endfor %}</table>{% endif %}
 {% endblock %}"""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from hubspot_finance.rawzone import parse_hubspot_time
@@ -123,6 +124,7 @@ class ChangeRow:
     change_id: int
     deal_id: str
     deal_name: str | None
+    currency: str | None  # the deal's currency now (an amount change is in it)
     field: str
     old_value: str | None
     new_value: str | None
@@ -159,6 +161,7 @@ class FinanceReader:
                               f"AND table_name IN ({self._marks(len(names))})", (self.d.schema, *names))
         return {t for t in TABLES if self.d.raw_table_name(t) in {r[0] for r in rows}}
 
+    @cached_property
     def budget_recorded(self) -> bool:
         """Whether ``sync_runs`` records HubSpot's daily budget left (a column the loader may add)."""
         return BUDGET_COLUMN in existing_columns(self.conn, self.d, "sync_runs")
@@ -188,7 +191,7 @@ class FinanceReader:
             f"LIMIT {int(limit)}")]
         if not ids:
             return []
-        budget = BUDGET_COLUMN if self.budget_recorded() else "NULL"
+        budget = BUDGET_COLUMN if self.budget_recorded else "NULL"
         rows = self._rows(
             f"SELECT run_id, object_type, mode, status, inserted, updated, deleted, rejected, merged, extracted, "
             f"unchanged, api_calls, {budget}, error, started_at, finished_at FROM {T} "
@@ -257,7 +260,7 @@ class FinanceReader:
             return []
         C, K = self.d.t("contract_changes"), self.d.t("contracts")
         rows = self._rows(
-            f"SELECT c.id, c.hubspot_deal_id, k.deal_name, c.field, c.old_value, c.new_value, c.changed_at, "
+            f"SELECT c.id, c.hubspot_deal_id, k.deal_name, k.currency, c.field, c.old_value, c.new_value, c.changed_at, "
             f"c.recorded_at, c.sync_run_id FROM {C} c LEFT JOIN {K} k ON k.hubspot_deal_id = c.hubspot_deal_id "
             f"ORDER BY c.id DESC LIMIT {int(limit)}")
-        return [ChangeRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], utc(r[6]), utc(r[7]), r[8]) for r in rows]
+        return [ChangeRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], utc(r[7]), utc(r[8]), r[9]) for r in rows]

@@ -109,11 +109,12 @@ def test_hubspot_links_use_the_configured_portal_or_fall_back_to_the_id(synced, 
 
 def test_contract_changes_are_the_newest_rows_of_contract_changes(synced, page_client):
     changes = summary(page_client())["contract_changes"]
-    rows = synced.target.query("SELECT hubspot_deal_id, field, old_value, new_value, sync_run_id FROM {s}contract_changes ORDER BY id DESC")
+    rows = synced.target.query("SELECT c.hubspot_deal_id, c.field, c.old_value, c.new_value, c.sync_run_id, k.currency "
+                               "FROM {s}contract_changes c JOIN {s}contracts k USING (hubspot_deal_id) ORDER BY c.id DESC")
     assert rows, "the edits between the runs change a deal's amount"
     shown = [c["change"] for c in changes]
-    assert [(c["deal_id"], c["field"], c["old_value"], c["new_value"], c["run_id"]) for c in shown] == \
-           [(r["hubspot_deal_id"], r["field"], r["old_value"], r["new_value"], r["sync_run_id"]) for r in rows]
+    assert [(c["deal_id"], c["field"], c["old_value"], c["new_value"], c["run_id"], c["currency"]) for c in shown] == \
+           [(r["hubspot_deal_id"], r["field"], r["old_value"], r["new_value"], r["sync_run_id"], r["currency"]) for r in rows]
     assert all(c["run_url"] == run_url(RUN_2) for c in changes)
     assert {c["deal_name"] for c in shown} == {HOSTILE_NAME}
     assert ("amount", "0.3") in {(c["field"], c["new_value"]) for c in shown}
