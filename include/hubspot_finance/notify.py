@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DAG_ID = "hubspot_to_finance"
 ALERT_MARKER = "HUBSPOT SYNC FAILED"
+ENDED_STATES = ("success", "failed")
 
 
 def _exception_line(exc: BaseException | str | None) -> str:
@@ -38,17 +39,62 @@ def _exception_line(exc: BaseException | str | None) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+# What to do about a failure, by the exception's class: the fix differs with the cause. Clearing the
+# task repeats its parameters, so a bad parameter needs a new run instead.
+FIXES = {
+    "HubSpotAuthError": "rotate the token in HubSpot (Settings > Integrations > Private apps), put the new one in "
+                        "the HubSpot connection (Admin > Connections), then clear this task",
+    "HubSpotScopeError": "grant the missing read scope named above to the private app, then clear this task",
+    "HubSpotDailyLimitError": "wait until HubSpot's daily limit resets (the time is above), then clear this task; "
+                              "or leave it to the next scheduled run",
+    "HubSpotConfigError": "fix the HubSpot connection as the cause says (Admin > Connections), then clear this task",
+    "ParamsError": "trigger a new run with corrected parameters (clearing this task would reuse the same ones)",
+    "WindowError": "trigger a new run with a corrected date range (clearing this task would reuse the same one)",
+    "ConfigError": "fix the HUBSPOT_SYNC_* setting named above where the deployment sets it, then clear this task",
+    "MappingError": "fix the mapping file as the cause says, then clear this task",
+    "TooManyRejectsError": "the load committed; fix the rejected records in HubSpot (rejected_records, the HubSpot "
+                           "sync page) — the next run reads them again",
+    "FinanceDatabaseError": "bring the finance database back or fix the finance connection, then clear this task",
+}
+RETRIED_FIX = "look at the error above; once its cause is gone, clear this task (the run goes on from here)"
+
+
+def _never_retried(exc: BaseException | str | None) -> bool:
+    from hubspot_finance.pipeline import FAIL_FAST
+
+    names = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__} if isinstance(exc, BaseException) else set()
+    return bool(names & set(FAIL_FAST))
+
+
+def failure_fix(exc: BaseException | str | None) -> str:
+    """The fix for this cause: the first FIXES entry along the exception's class hierarchy."""
+    if isinstance(exc, BaseException):
+        for cls in type(exc).__mro__:
+            if cls.__name__ in FIXES:
+                return FIXES[cls.__name__]
+    return RETRIED_FIX
+
+
 def failure_summary(context: dict[str, Any]) -> str:
-    """The lines every failure alert carries: what failed, why, and where to read more."""
+    """The lines every failure alert carries: what failed, why, what to do, and where to read more."""
     ti = context.get("ti") or context.get("task_instance")
     task_id = getattr(ti, "task_id", None) or "?"
     run_id = context.get("run_id") or getattr(ti, "run_id", None) or "?"
+    exc = context.get("exception")
     try_number = getattr(ti, "try_number", None)
-    max_tries = getattr(ti, "max_tries", None)
+    if _never_retried(exc):
+        tries = " (not retried: another attempt cannot fix this)"
+    elif isinstance(try_number, int):
+        tries = f" (after {try_number} {'try' if try_number == 1 else 'tries'})"
+    else:
+        tries = ""
     lines = [
-        f"{ALERT_MARKER}: task {task_id} of run {run_id}"
-        + (f" (try {try_number} of {max_tries + 1 if isinstance(max_tries, int) else '?'})" if try_number else ""),
-        f"  cause: {_exception_line(context.get('exception'))}",
+        f"{ALERT_MARKER}: task {task_id} of run {run_id}{tries}",
+        f"  cause: {_exception_line(exc)}",
+        f"  fix:   {failure_fix(exc)}",
+        "  the finance tables and the watermark are as they were before this run"
+        if not isinstance(exc, BaseException) or type(exc).__name__ != "TooManyRejectsError"
+        else "  the watermark moved: the loaded rows are in the finance tables",
     ]
     try:
         log_url = getattr(ti, "log_url", None)
@@ -56,7 +102,6 @@ def failure_summary(context: dict[str, Any]) -> str:
         log_url = None
     if log_url:
         lines.append(f"  log:   {log_url}")
-    lines.append("  the watermark did not move; fix the cause and clear the failed task or trigger a new run")
     return "\n".join(lines)
 
 
@@ -66,6 +111,9 @@ class FailureSummaryNotifier(BaseNotifier):
     template_fields = ()
 
     def notify(self, context):
+        # Airflow runs failure callbacks inside the log's collapsed "Post Execute" group: close it, so
+        # the cause and the fix are at the top level of the log, where a person opening it looks.
+        log.info("::endgroup::")
         log.error("%s", failure_summary(context))
 
 
@@ -118,9 +166,18 @@ def failure_notifiers(cfg: SyncConfig) -> list[Callable]:
 
 
 async def deadline_missed(context: dict[str, Any] | None = None, **kwargs: Any) -> None:
-    """Deadline alert callback (runs in the triggerer): the run is not finished in time."""
+    """Deadline alert callback (runs in the triggerer): the run is not finished in time.
+
+    Airflow 3.3.2 drops a run's deadline only when the run succeeds, so a run that *failed* early
+    still "misses" it hours later. The context carries the run's state at the moment of the miss:
+    a run that already ended has had its failure alert, and a second, "late" alert would mislead.
+    """
     dag_run = (context or {}).get("dag_run") or {}
     deadline = (context or {}).get("deadline") or {}
+    if dag_run.get("state") in ENDED_STATES:
+        log.info("deadline passed, but run %s already ended (%s) at %s: no late alert",
+                 dag_run.get("dag_run_id", "?"), dag_run.get("state"), dag_run.get("end_date"))
+        return
     message = (
         f"HUBSPOT SYNC LATE: run {dag_run.get('dag_run_id', '?')} of {dag_run.get('dag_id', DAG_ID)} "
         f"(queued {dag_run.get('queued_at')}, state {dag_run.get('state')}) has not finished by "

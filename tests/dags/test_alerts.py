@@ -65,10 +65,23 @@ def test_failure_summary_names_task_run_cause_and_log(caplog):
     with caplog.at_level(logging.ERROR, logger="hubspot_finance.notify"):
         notify.FailureSummaryNotifier().notify(context)
     text = caplog.text
-    assert "HUBSPOT SYNC FAILED: task plan of run manual__1 (try 1 of 2)" in text
+    assert "HUBSPOT SYNC FAILED: task plan of run manual__1 (not retried: another attempt cannot fix this)" in text
     assert "cause: HubSpotAuthError: HubSpot rejected the token of connection 'hubspot_default' (401): rotate it" in text
+    assert "fix:   rotate the token in HubSpot" in text and "then clear this task" in text
     assert "log:   http://localhost:8080/log" in text
     assert "no exception recorded" in notify.failure_summary({"ti": ti, "run_id": "manual__1"})
+
+
+def test_the_fix_fits_the_cause():
+    from hubspot_finance.params import ParamsError
+
+    ti = SimpleNamespace(task_id="plan", run_id="manual__2", try_number=1, max_tries=3, log_url=None)
+    bad_param = notify.failure_summary({"ti": ti, "run_id": "manual__2", "exception": ParamsError("end must be after start")})
+    assert "(not retried" in bad_param and "try 1 of" not in bad_param
+    assert "fix:   trigger a new run with corrected parameters" in bad_param and "clear this task" not in bad_param.split("fix:")[1].split("(")[0]
+    ti.try_number = 4
+    network = notify.failure_summary({"ti": ti, "run_id": "manual__2", "exception": ConnectionError("reset by peer")})
+    assert "(after 4 tries)" in network and "fix:   look at the error above; once its cause is gone, clear this task" in network
 
 
 def test_deadline_alert_is_relative_to_the_queued_time():
@@ -95,6 +108,21 @@ def test_deadline_callback_logs_and_mails(monkeypatch, caplog):
     assert sent and sent[0][0] == ["ops@example.com"]
 
 
+@pytest.mark.parametrize("state", ["failed", "success"])
+def test_deadline_callback_stays_silent_for_a_run_that_already_ended(monkeypatch, caplog, state):
+    # Airflow 3.3.2 prunes a run's deadline only on success: a run that failed at 02:05 still "misses"
+    # its 06:00 deadline. It has had its failure alert; a second, "late" one would only mislead.
+    sent = []
+    monkeypatch.setattr(notify, "_send_email", lambda *args: sent.append(args))
+    context = {"dag_run": {"dag_id": "hubspot_to_finance", "dag_run_id": "scheduled__x", "queued_at": "2026-11-28T01:00:00Z",
+                           "state": state, "end_date": "2026-11-28T01:05:00Z"},
+               "deadline": {"deadline_time": "2026-11-28T05:00:00Z"}}
+    with caplog.at_level(logging.INFO, logger="hubspot_finance.notify"):
+        asyncio.run(notify.deadline_missed(context=context, emails=["ops@example.com"], smtp_conn_id="smtp_default"))
+    assert "HUBSPOT SYNC LATE" not in caplog.text and not sent
+    assert f"run scheduled__x already ended ({state})" in caplog.text
+
+
 def test_dag_wires_retry_policy_notifiers_and_deadline():
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import ExceptionRetryPolicy
@@ -112,7 +140,8 @@ def test_dag_wires_retry_policy_notifiers_and_deadline():
         callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
         assert any(isinstance(c, notify.FailureSummaryNotifier) for c in callbacks), task.task_id
     assert len(dag.deadline) == 1 and dag.deadline[0].interval == timedelta(hours=4)
-    assert dag.params.get_param("start").schema.get("pattern")
+    start = dag.params.get_param("start")
+    assert "pattern" not in start.schema and start.description.startswith("Format 2026-11-01 or 2026-11-01T06:00")
 
 
 def test_dag_with_every_alert_setting_imports_cleanly():
