@@ -13,9 +13,11 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
+from hubspot_finance import assets
 from hubspot_finance.config import SyncConfig
 from hubspot_finance.params import ParamsError, parse_run_request
 from hubspot_finance.run_plan import Budget, Estimate, RunPlan
+from hubspot_finance.summary import report_lines
 from hubspot_finance.windows import Window, WindowError, plan_window
 
 log = logging.getLogger(__name__)
@@ -210,7 +212,9 @@ def extract_reference(cfg: SyncConfig, run_id: str) -> dict[str, Any]:
     return result
 
 
-def extract_object(cfg: SyncConfig, plan: RunPlan | dict[str, Any], object_type: str, run_id: str) -> dict[str, Any] | None:
+def extract_object(
+    cfg: SyncConfig, plan: RunPlan | dict[str, Any], object_type: str, run_id: str, reference: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
     """Extract one object type for the planned window; None when the run did not ask for it."""
     from hubspot_finance import extract
     from hubspot_finance.mapping import load_mapping
@@ -237,6 +241,7 @@ def extract_object(cfg: SyncConfig, plan: RunPlan | dict[str, Any], object_type:
             finance=finance, reconcile_associations=reconcile, run_sweep=run_sweep,
         )
     _log_budget(object_type, hook.stats.as_dict())
+    assets.report_read(hook, (reference or {}).get("portal_id"), object_type)
     return manifest
 
 
@@ -277,13 +282,14 @@ def plan_for_context(cfg: SyncConfig, params: dict[str, Any], dag_run: Any, cont
         context.get("run_id"), run_type or "unknown", context.get("logical_date") or "none (cleared)",
         f"[{interval[0].isoformat()}, {interval[1].isoformat()})" if interval[0] and interval[1] else "none",
     )
-    with phase("Plan: parameters and watermarks"):
-        watermarks = read_watermarks(cfg)
-        try:
+    try:
+        with phase("Plan: parameters and watermarks"):
+            watermarks = read_watermarks(cfg)
             plan = plan_run(cfg, params, run_type=run_type, data_interval=interval, watermarks=watermarks)
-        except (ParamsError, WindowError) as err:
-            log.error("Invalid trigger parameters: %s. Fix them in the trigger form and trigger again.", err)
-            raise
+    except (ParamsError, WindowError) as err:
+        # After the group is closed, so the reason is on a line of its own at the top level of the log.
+        log.error("Invalid trigger parameters: %s. Trigger a new run with corrected parameters.", err)
+        raise
     with phase("Plan: estimate work and share HubSpot's budget"):
         return share_budget(cfg, plan, hubspot_hook(cfg)).to_xcom()
 
@@ -313,7 +319,6 @@ def load_manifests(
     with finance_connection(cfg) as conn:
         result = load_run(conn, load_plan)
     summary = result.to_dict()
-    summary["text"] = result.format()
     summary["api_calls"] = {o: (manifests[o] or {}).get("calls", {}).get("total_calls") for o in object_types}
     summary["reconciliation"] = {o: (manifests[o] or {}).get("reconciliation") or {} for o in object_types}
     summary["sweep"] = {o: (manifests[o] or {}).get("sweep") or {} for o in object_types}
@@ -360,36 +365,15 @@ def load_for_context(
         summary["reject_warnings"] = check_rejects(cfg, summary)
     except TooManyRejectsError as err:  # raised after the summary is logged
         summary["reject_warnings"], too_many = str(err).split("; "), err
-    if not plan.dry_run and too_many is None:
+    summary["dry_run"] = plan.dry_run
+    if too_many is None:
         outlet_events = context.get("outlet_events")
-        for table, asset in zip(FINANCE_TABLES, ASSETS):  # (asset.uri is normalized to "finance://table/")
-            extra = {"run_id": context["run_id"], "mode": summary.get("mode")}
-            for obj in summary.get("objects", {}).values():
-                if obj.get("table") == table:
-                    extra.update({k: obj.get(k) for k in ("inserted", "updated", "unchanged", "rejected", "deleted")})
-            if outlet_events is not None:
-                outlet_events[asset].extra = extra
-    with phase("Run summary"):
-        for line in summary.get("text", "").splitlines():
-            log.info("%s", line)
-        for name, window in summary["windows"].items():
-            log.info("  %-10s window [%s, %s) %s, watermark now %s", name, window["window_start"] or "beginning",
-                     window["window_end"], window["mode"], (summary.get("objects", {}).get(name) or {}).get("watermark"))
-        for warning in summary["reject_warnings"]:
-            log.warning("  %s", warning)
-        log.info("  HubSpot daily budget left: %s", summary["daily_budget_left"] if summary["daily_budget_left"] is not None else "unknown")
+        summary["asset_events"] = assets.publish(outlet_events, cfg.finance_conn_id, summary) if outlet_events is not None else []
+        assets.report_written(lambda: finance_hook(cfg), cfg.finance_conn_id, list(assets.loaded_table_extras(summary)))
+    # One table at the top level of the log (not in a group): what a person opens the log for.
+    for line in report_lines(summary, cfg.timezone):
+        log.info("%s", line)
     if too_many is not None:
         log.error("Too many rejected records (HUBSPOT_SYNC_REJECT_ACTION=fail): %s", too_many)
         raise too_many
-    log.info("%s", summary.get("text", "").splitlines()[0] if summary.get("text") else "run finished")
     return summary
-
-
-def _assets():
-    from airflow.sdk import Asset
-
-    return [Asset(f"finance://{table}", extra={"description": f"finance table {table}"}) for table in FINANCE_TABLES]
-
-
-FINANCE_TABLES = ("customers", "companies", "contracts")
-ASSETS = _assets()

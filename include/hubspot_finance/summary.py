@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
 
 
 @dataclass
@@ -69,3 +71,42 @@ class RunSummary:
             lines.append(f"  {a.name:<22} pairs {a.rows}, from-ids {a.covered_from_ids}, upserted {a.upserted}, removed {a.removed}, stale {a.stale}")
         lines.append(f"  contract changes {self.contract_changes}")
         return "\n".join(lines)
+
+
+REPORT_COLUMNS = ("extracted", "inserted", "updated", "unchanged", "rejected", "deleted")
+
+
+def _local(moment: str | None, zone: ZoneInfo) -> str:
+    if not moment:
+        return "beginning"
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def report_lines(summary: Mapping[str, Any], timezone: str) -> list[str]:
+    """The run summary as a table a person reads in the task log (windows in the account's time zone)."""
+    zone = ZoneInfo(timezone)
+    objects = summary.get("objects") or {}
+    windows = summary.get("windows") or {}
+    calls = summary.get("api_calls") or {}
+    verdict = "dry run: nothing was loaded" if summary.get("dry_run") else "loaded in one transaction"
+    lines = [f"HubSpot sync {summary.get('run_id')}: {summary.get('status')}, {summary.get('mode')} run, {verdict}",
+             f"{'object':<10} {'window (' + timezone + ')':<36} " + " ".join(f"{c:>9}" for c in REPORT_COLUMNS)
+             + f" {'API calls':>9}"]
+    for name in sorted(set(objects) | set(windows)):
+        obj, window = objects.get(name) or {}, windows.get(name) or {}
+        span = f"{_local(window.get('window_start'), zone)} → {_local(window.get('window_end'), zone)}" if window else "-"
+        counts = " ".join(f"{obj.get(c, 0) or 0:>9}" for c in REPORT_COLUMNS)
+        lines.append(f"{name:<10} {span:<36} {counts} {calls.get(name) if calls.get(name) is not None else '-':>9}")
+    for link in (summary.get("associations") or {}).values():
+        lines.append(f"links {link.get('table')}: {link.get('upserted', 0)} added or kept, {link.get('removed', 0)} removed")
+    lines.append(f"contract changes for invoicing: {summary.get('contract_changes', 0)}")
+    marks = ", ".join(f"{name} {obj.get('watermark') or '-'}" for name, obj in sorted(objects.items()))
+    if marks:
+        lines.append(f"watermarks now (UTC): {marks}")
+    budget = summary.get("daily_budget_left")
+    lines.append(f"HubSpot daily budget left: {budget:,}" if isinstance(budget, int) else "HubSpot daily budget left: unknown")
+    if summary.get("asset_events") is not None:
+        lines.append("asset events: " + (", ".join(summary["asset_events"]) or "none"))
+    for warning in [*(summary.get("warnings") or []), *(summary.get("reject_warnings") or [])]:
+        lines.append(f"warning: {warning}")
+    return lines

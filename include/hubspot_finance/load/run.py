@@ -108,7 +108,7 @@ class RunLoader:
         finally:
             for stager in self.stagers:
                 stager.close()
-        log.info("%s", ctx.summary.format())
+        log.debug("%s", ctx.summary.format())  # the task logs the report once (summary.report_lines)
         return ctx.summary
 
     def _reference(self) -> Reference:

@@ -106,10 +106,10 @@ def test_invalid_parameters_are_one_clear_error_line(no_io, caplog):
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [
         "Invalid trigger parameters: end (2026-11-01) must be after start (2026-11-02). "
-        "Fix them in the trigger form and trigger again."
+        "Trigger a new run with corrected parameters."
     ]
-    groups = [r.getMessage() for r in caplog.records if "::group::" in r.getMessage() or "::endgroup::" in r.getMessage()]
-    assert groups == ["::group::Plan: parameters and watermarks", "::endgroup::"]  # the group is closed
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.index("::endgroup::") < messages.index(errors[0])  # at the top level, not inside a closed group
 
 
 @pytest.mark.parametrize(
@@ -195,29 +195,52 @@ def _plan(dry_run: bool = False) -> dict:
 
 
 def _context():
-    return {"run_id": "r", "outlet_events": defaultdict(SimpleNamespace)}
+    return {"run_id": "r", "outlet_events": OutletEvents()}
 
 
-def test_load_sets_asset_event_extras_per_table(monkeypatch, caplog):
+class OutletEvents(dict):
+    """What the task SDK hands a task as ``outlet_events``: alias accessors that collect added events."""
+
+    def __missing__(self, alias):
+        accessor = self[alias] = SimpleNamespace(added=[])
+        accessor.add = lambda asset, extra=None: accessor.added.append((asset.uri, extra))
+        return accessor
+
+
+def test_load_publishes_an_event_per_loaded_table_with_its_counts(monkeypatch, caplog):
     monkeypatch.setattr(pipeline, "load_manifests", lambda *a, **k: _summary())
-    context = _context()
+    monkeypatch.setattr(pipeline, "finance_hook", lambda cfg: object())
+    context = {"run_id": "r", "outlet_events": OutletEvents()}
     with caplog.at_level(logging.INFO, logger="hubspot_finance.pipeline"):
         summary = pipeline.load_for_context(cfg(), _plan(), {"portal_id": 1}, {"contacts": {}, "deals": {}}, context)
-    extras = {asset.uri: context["outlet_events"][asset].extra for asset in pipeline.ASSETS}
-    assert extras["finance://customers/"] == {"run_id": "r", "mode": "incremental", "inserted": 90, "updated": 5,
-                                              "unchanged": 5, "rejected": 0, "deleted": 0}
-    assert extras["finance://contracts/"]["deleted"] == 1
-    assert extras["finance://companies/"] == {"run_id": "r", "mode": "incremental"}  # not in this run
+    (alias, accessor), = context["outlet_events"].items()
+    assert alias.name == "hubspot_to_finance:loaded_tables"
+    assert dict(accessor.added) == {  # companies was not in this run: no event for it
+        "finance://finance_db/customers": {"run_id": "r", "mode": "incremental", "object": "contacts", "inserted": 90,
+                                           "updated": 5, "unchanged": 5, "rejected": 0, "deleted": 0},
+        "finance://finance_db/contracts": {"run_id": "r", "mode": "incremental", "object": "deals", "inserted": 10,
+                                           "updated": 0, "unchanged": 0, "rejected": 0, "deleted": 1},
+    }
+    assert summary["asset_events"] == ["finance://finance_db/customers", "finance://finance_db/contracts"]
     assert summary["windows"]["contacts"]["mode"] == "incremental" and summary["reject_warnings"] == []
-    text = caplog.text
-    assert "::group::Run summary" in text and "contacts   window [2026-11-27T00:30:00+00:00" in text
+    # The summary is one table at the top level of the log (times in the account's zone), printed once.
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any(m.startswith("::group::Run summary") for m in messages)
+    header = messages.index("HubSpot sync r: success, incremental run, loaded in one transaction")
+    assert messages[header + 1].split() == ["object", "window", "(Europe/Oslo)", "extracted", "inserted", "updated",
+                                            "unchanged", "rejected", "deleted", "API", "calls"]
+    assert messages[header + 2].split()[:10] == ["contacts", "2026-11-27", "01:30", "→", "2026-11-28", "12:50",
+                                                 "100", "90", "5", "5"]
+    assert sum("HubSpot sync r:" in m for m in messages) == 1
 
 
-def test_dry_run_sets_no_asset_events(monkeypatch):
+def test_dry_run_publishes_no_asset_events(monkeypatch, caplog):
     monkeypatch.setattr(pipeline, "load_manifests", lambda *a, **k: _summary())
-    context = _context()
-    pipeline.load_for_context(cfg(), _plan(dry_run=True), {}, {"contacts": {}, "deals": {}}, context)
-    assert dict(context["outlet_events"]) == {}
+    context = {"run_id": "r", "outlet_events": OutletEvents()}
+    with caplog.at_level(logging.INFO, logger="hubspot_finance.pipeline"):
+        summary = pipeline.load_for_context(cfg(), _plan(dry_run=True), {}, {"contacts": {}, "deals": {}}, context)
+    assert dict(context["outlet_events"]) == {} and summary["asset_events"] == []
+    assert "HubSpot sync r: success, incremental run, dry run: nothing was loaded" in caplog.text
 
 
 def test_rejects_above_the_threshold_warn(monkeypatch, caplog):
@@ -234,7 +257,7 @@ def test_rejects_above_the_threshold_fail_after_logging_the_summary(monkeypatch,
     context = _context()
     with caplog.at_level(logging.INFO, logger="hubspot_finance.pipeline"), pytest.raises(pipeline.TooManyRejectsError):
         pipeline.load_for_context(cfg(reject_threshold=0.05, reject_action="fail"), _plan(), {}, {"contacts": {}, "deals": {}}, context)
-    assert "::group::Run summary" in caplog.text and "Too many rejected records" in caplog.text
+    assert "HubSpot sync r: success" in caplog.text and "Too many rejected records" in caplog.text
     assert dict(context["outlet_events"]) == {}  # no asset event for a failed load task
     # Below the threshold nothing happens.
     monkeypatch.setattr(pipeline, "load_manifests", lambda *a, **k: _summary(rejected=3))
