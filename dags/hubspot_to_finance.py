@@ -9,7 +9,7 @@ HubSpot. Runs nightly (02:00 Europe/Oslo by default) and whenever someone trigge
 | `plan` | trigger parameters, watermarks in `sync_state` | the windows to read (XCom) | a parameter is wrong: the message says which; fix and trigger again |
 | `extract_reference` | HubSpot properties, pipelines, account | raw zone `reference/` | token or scope problem: the message names the fix |
 | `extract_contacts` / `_deals` / `_companies` | HubSpot records changed in the window, archived records, the associations of every live deal and contact, rejected records again; on sweep runs every id | raw zone Parquet + manifest | retried with backoff; a daily-limit stop says when the budget resets |
-| `load` | the run's manifests | finance tables, `sync_runs`, `sync_state` in **one** transaction; the run summary (XCom `return_value`) and asset events on `finance://customers`, `finance://companies`, `finance://contracts` | nothing is half-loaded; the watermark did not move; re-run |
+| `load` | the run's manifests | finance tables, `sync_runs`, `sync_state` in **one** transaction; the run summary (a table in the log, XCom `return_value`) and an asset event per table it loaded (`finance://finance_db/customers`, `…/companies`, `…/contracts`; none on a dry run) | nothing is half-loaded; the watermark did not move; re-run |
 
 **Retries**: network and HubSpot hiccups are retried with exponential backoff (2 → 20 min). Errors a
 retry cannot fix fail at once: a rejected token (rotate it, update the connection `hubspot_default`),
@@ -17,8 +17,9 @@ a missing scope (the message names it), HubSpot's daily limit (the message says 
 invalid trigger parameters or settings.
 
 **Logs**: each phase is a collapsible group; extraction logs progress, rate and ETA every 15 s and the
-HubSpot budget left; `load` ends with the run summary (rows inserted/updated/unchanged/rejected/deleted
-per object, windows, watermarks). A failed task's log ends with a `HUBSPOT SYNC FAILED` block.
+HubSpot budget left; `load` ends with the run summary as a table outside any group (rows
+extracted/inserted/updated/unchanged/rejected/deleted per object, windows in the account's time zone,
+watermarks, budget). A failed task's log ends with a `HUBSPOT SYNC FAILED` block: the cause and the fix.
 
 **Alerts**: failures are logged and, if configured, e-mailed (`HUBSPOT_SYNC_ALERT_EMAIL`) or sent to
 any notifier (`HUBSPOT_SYNC_ALERT_NOTIFIER`); a deadline alert fires when a run is not finished
@@ -33,12 +34,12 @@ deletes now (the id sweep). See the README's "Operating" section.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from hubspot_finance import notify, pipeline
+from hubspot_finance import assets, notify, pipeline
 from hubspot_finance.config import OBJECT_TYPES, SyncConfig
 
 CFG = SyncConfig.from_env()
@@ -55,61 +56,57 @@ DEFAULT_ARGS = {
     # Runs in the worker when a task fails for good: the log summary, then e-mail / custom notifier.
     "on_failure_callback": notify.failure_notifiers(CFG),
 }
+# Every task returns one JSON document: one XCom row (a `-> dict` task would otherwise be unpacked into
+# one row per key), and no one-line dict in the log (the tasks log readable lines themselves).
+ONE_XCOM = {"multiple_outputs": False, "show_return_value_in_logs": False}
 
-# A date (2026-11-01) or a date-time (2026-11-01T06:00[:00[.fff]][Z|+01:00]). JSON Schema's
-# `format: date` would refuse date-times, so the form checks the shape and params.py the meaning.
-MOMENT_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
-
+# One section, so every field is in view at once (the trigger form opens one section at a time).
+# The date fields carry their format in the description the form shows; `plan` checks them and says
+# in one line what is wrong (a JSON-Schema `pattern` would answer with the raw regular expression).
+# Booleans admit null so the form does not mark a field that has a default as "required".
 PARAMS = {
     "start": Param(
         None,
         type=["null", "string"],
-        pattern=MOMENT_PATTERN,
-        title="Start",
-        description="Re-sync changes from this date (2026-11-01) or date-time (2026-11-01T06:00, "
-        f"{CFG.timezone} unless an offset is given). Empty: continue from the last successful sync.",
-        section="Date range (optional)",
+        title="Start (optional)",
+        description=f"Format 2026-11-01 or 2026-11-01T06:00 ({CFG.timezone} unless you add an offset such as "
+        "+01:00 or Z). Re-syncs the changes made from then on. Empty: continue from the last successful sync.",
     ),
     "end": Param(
         None,
         type=["null", "string"],
-        pattern=MOMENT_PATTERN,
-        title="End",
-        description="Re-sync changes before this date or date-time. Empty: up to now.",
-        section="Date range (optional)",
+        title="End (optional)",
+        description="Same format as Start. Re-syncs the changes made before then. Empty: up to now.",
     ),
     "objects": Param(
         list(OBJECT_TYPES),
         type="array",
         items={"type": "string", "enum": list(OBJECT_TYPES)},
+        examples=list(OBJECT_TYPES),  # the form renders a multi-select of these
         minItems=1,
         uniqueItems=True,
         title="Objects",
-        description="Which HubSpot objects to sync.",
-        section="What to sync",
+        description="Which HubSpot objects to sync (contacts → customers, deals → contracts, companies → companies).",
     ),
     "full_refresh": Param(
         False,
-        type="boolean",
+        type=["boolean", "null"],
         title="Full refresh",
         description="Re-read every record from HubSpot (slower, uses more API budget). Not with a date range.",
-        section="What to sync",
     ),
     "dry_run": Param(
         False,
-        type="boolean",
+        type=["boolean", "null"],
         title="Dry run",
         description="Extract and transform, report what would change, load nothing.",
-        section="What to sync",
     ),
     "reconcile": Param(
         False,
-        type="boolean",
+        type=["boolean", "null"],
         title="Find permanent deletes",
         description="Also run the id sweep now: compare every id with HubSpot and mark records HubSpot deleted "
         f"permanently (GDPR deletes). Runs by itself on the nightly run of {CFG.sweep_weekday} "
         "(HUBSPOT_SYNC_SWEEP_WEEKDAY) and with full_refresh.",
-        section="What to sync",
     ),
 }
 
@@ -117,7 +114,7 @@ PARAMS = {
 @dag(
     dag_id="hubspot_to_finance",
     schedule=CronDataIntervalTimetable(CFG.schedule, timezone=CFG.timezone),
-    start_date=datetime(2026, 1, 1, tzinfo=ZoneInfo(CFG.timezone)),
+    start_date=CFG.start_date.replace(tzinfo=ZoneInfo(CFG.timezone)),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -126,10 +123,13 @@ PARAMS = {
     # in-memory DeadlineAlert up as a database id), so local test runs go without it.
     deadline=None if RUNNING_DAGS_TEST else notify.deadline_alert(CFG),
     doc_md=__doc__,
+    description=f"HubSpot contacts, companies and deals into the finance tables; nightly at {CFG.schedule!r} "
+    f"in {CFG.timezone} (the UI shows times in the zone picked at its bottom left).",
     tags=["hubspot", "finance"],
 )
 def hubspot_to_finance():
     @task(
+        **ONE_XCOM,
         retries=1,
         doc_md="Validates the trigger parameters (again: the API and CLI bypass the form), reads the "
         "watermarks from `sync_state` in `finance_db`, derives each object's window and shares HubSpot's "
@@ -143,6 +143,7 @@ def hubspot_to_finance():
         return pipeline.plan_for_context(CFG, context["params"], dag_run, context)
 
     @task(
+        **ONE_XCOM,
         doc_md="Reads property definitions, deal pipelines and account details (time zone, currency) into "
         "the raw zone. The first task to call HubSpot: a rejected token or missing scope fails here at once, "
         "with the fix in the message."
@@ -158,25 +159,27 @@ def hubspot_to_finance():
     for object_type in OBJECT_TYPES:
 
         @task(
+            **ONE_XCOM,
             task_id=f"extract_{object_type}",
             pool=CFG.pool or "default_pool",
+            inlets=[assets.hubspot_object_asset(CFG.hubspot_conn_id, object_type)],
             doc_md=f"Extracts {object_type} changed in the planned window, and their associations, to Parquet "
             "in the raw zone (a manifest lists the files). Log: progress with rate and ETA every 15 s, then the "
             "calls made and HubSpot's daily budget left. Skipped work when the run did not select "
             f"{object_type}. Transient HubSpot errors are retried; the daily limit fails with its reset time.",
         )
-        def extract(plan: dict, object_type: str = object_type) -> dict | None:
-            return pipeline.extract_object(CFG, plan, object_type, get_current_context()["run_id"])
+        def extract(plan: dict, reference: dict, object_type: str = object_type) -> dict | None:
+            return pipeline.extract_object(CFG, plan, object_type, get_current_context()["run_id"], reference)
 
-        manifests[object_type] = extract(planned)
-        reference >> manifests[object_type]
+        manifests[object_type] = extract(planned, reference)
 
     @task(
-        outlets=pipeline.ASSETS,
+        **ONE_XCOM,
+        outlets=[assets.tables_alias()],
         doc_md="Transforms the run's Parquet with pandas and loads every table, the run log (`sync_runs`) "
         "and the watermarks in one transaction (serialized against any other load; a watermark never "
         "moves backwards). Returns the run summary (XCom `return_value`: counts per object, windows, "
-        "watermarks, reject warnings) and sets it as extras of the asset events. Rejects above "
+        "watermarks, reject warnings), logs it as a table, and publishes an asset event (with that table's counts) for each table it loaded; none on a dry run. Rejects above "
         "`HUBSPOT_SYNC_REJECT_THRESHOLD` warn or fail (`HUBSPOT_SYNC_REJECT_ACTION`).",
     )
     def load(plan: dict, reference: dict, manifests: dict) -> dict:
