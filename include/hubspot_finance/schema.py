@@ -9,7 +9,8 @@ Tables (PostgreSQL schema configurable, default ``finance``; SQLite: plain names
 - ``contract_contacts``, ``contract_companies``, ``customer_companies``: current associations
   (``is_primary``, ``labels`` JSON list).
 - ``contract_changes``: observed changes of amount/currency/stage_id/close_date between syncs.
-- ``rejected_records``, ``sync_runs``, ``sync_state``, ``schema_migrations``.
+- ``rejected_records``, ``sync_runs``, ``sync_state``, ``schema_migrations``. ``sync_runs`` also records
+  HubSpot's daily budget left after each object's extraction and the account's portal id (v4).
 
 Types: PostgreSQL uses TIMESTAMPTZ, DATE, NUMERIC (money), JSONB, BOOLEAN. SQLite stores money as exact
 decimal TEXT (declared ``TEXT`` so no numeric affinity ever rounds it), times as ISO-8601 UTC text with
@@ -205,6 +206,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             # one vocabulary for run modes, the windows' (windows.Mode)
             "UPDATE {T:sync_runs} SET mode = CASE mode WHEN 'scheduled' THEN 'incremental' WHEN 'manual_range' THEN 'range' "
             "ELSE mode END",
+        ],
+    ),
+    (
+        4,
+        "HubSpot's daily budget left and the portal id per run",
+        [
+            "ALTER TABLE {T:sync_runs} ADD COLUMN daily_budget_left {int}",
+            "ALTER TABLE {T:sync_runs} ADD COLUMN portal_id {int}",
         ],
     ),
 ]

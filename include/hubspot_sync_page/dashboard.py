@@ -116,11 +116,11 @@ def build_dashboard(reader: FinanceReader, cfg: SyncConfig, now: datetime, links
             (now - mark.watermark).total_seconds() if mark and mark.watermark else None,
             ok.run_id if ok else None, ok.finished_at if ok else None, links.run(ok.run_id) if ok else None,
             last.status if last else None, last.error if last and last.status != "success" else None))
-    portal = portal_id(cfg.raw_root, [r.run_id for r in runs if r.status == "success"])
+    portal = portal_id(reader.portal_id())
     rejects = reader.rejects([r.run_id for r in runs])
     notes = () if reader.budget_recorded else (
-        "HubSpot's daily budget left is not recorded in sync_runs yet (only in each run's summary); "
-        "API calls are.",)
+        "HubSpot's daily budget left is not recorded in sync_runs yet (only in each run's summary), nor the "
+        "portal id for links to HubSpot: the next load adds both (schema v4). API calls are recorded.",)
     return Dashboard(
         generated_at=now, time_zone=cfg.timezone, dag_url=links.dag(),
         schedule=ScheduleView(schedule.cron, schedule.time_zone, schedule.interval.total_seconds(),

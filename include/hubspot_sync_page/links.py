@@ -5,20 +5,16 @@ Airflow: the 3.3 UI routes a run at ``dags/:dagId/runs/:runId`` under the UI's b
 (``../dags/…`` from ``/hubspot-sync/``), which also holds behind a path prefix.
 
 HubSpot: ``https://app.hubspot.com/contacts/{portal}/record/{objectTypeId}/{id}`` needs the
-account's portal id, which the finance tables do not hold. It comes from ``HUBSPOT_SYNC_PORTAL_ID``
-or, for a local (``file://``) raw zone, from the account details a recent run saved there; without
-it the page shows the bare id.
+account's portal id: the one the newest load recorded in ``sync_runs.portal_id``, unless
+``HUBSPOT_SYNC_PORTAL_ID`` overrides it; without either the page shows the bare id.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from urllib.parse import quote
 
 from hubspot_finance.objects import OBJECTS
-
-log = logging.getLogger(__name__)
 
 DAG_ID = "hubspot_to_finance"
 PORTAL_ENV = "HUBSPOT_SYNC_PORTAL_ID"
@@ -53,25 +49,9 @@ def hubspot_record_url(portal_id: int | None, object_type: str, hubspot_id: str 
     return f"{HUBSPOT_APP}/contacts/{portal_id}/record/{decl.type_id}/{hubspot_id}"
 
 
-def portal_id(raw_root: str, run_ids: list[str]) -> int | None:
-    """The HubSpot portal id: ``HUBSPOT_SYNC_PORTAL_ID``, else the newest readable local raw-zone account details."""
+def portal_id(recorded: int | None) -> int | None:
+    """The HubSpot portal id for record links: ``HUBSPOT_SYNC_PORTAL_ID`` if set, else ``recorded`` (``sync_runs``)."""
     configured = (os.environ.get(PORTAL_ENV) or "").strip()
     if configured:
-        return int(configured) if configured.isdigit() else None
-    if not raw_root.startswith("file://"):
-        return None  # a remote raw zone may need credentials the API server lacks: set HUBSPOT_SYNC_PORTAL_ID
-    try:
-        from hubspot_finance.rawzone import RawZone
-
-        zone = RawZone(raw_root)
-    except Exception:
-        log.debug("raw zone %s not readable for the portal id", raw_root, exc_info=True)
-        return None
-    for run_id in run_ids[:5]:
-        try:
-            value = (zone.read_reference(run_id, "account") or {}).get("portalId")
-        except Exception:
-            continue
-        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-            return int(value)
-    return None
+        return int(configured) if configured.isascii() and configured.isdigit() else None
+    return recorded

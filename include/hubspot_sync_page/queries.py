@@ -18,7 +18,9 @@ from hubspot_finance.schema import Dialect, dialect_of, existing_columns
 
 TABLES = ("sync_runs", "sync_state", "rejected_records", "contract_changes", "record_retries")
 COUNT_FIELDS = ("inserted", "updated", "deleted", "rejected")
-BUDGET_COLUMN = "daily_budget_left"  # not in sync_runs yet: shown once the loader records it
+# sync_runs columns of schema v4: absent until the first load of a newer package migrates the database
+BUDGET_COLUMN = "daily_budget_left"
+PORTAL_COLUMN = "portal_id"
 RUNS_SHOWN = 30
 REJECTS_SCANNED = 5_000  # newest rejected rows of the shown runs that the grouping reads
 CHANGES_SHOWN = 50
@@ -162,9 +164,22 @@ class FinanceReader:
         return {t for t in TABLES if self.d.raw_table_name(t) in {r[0] for r in rows}}
 
     @cached_property
+    def run_columns(self) -> set[str]:
+        return existing_columns(self.conn, self.d, "sync_runs")
+
+    @property
     def budget_recorded(self) -> bool:
-        """Whether ``sync_runs`` records HubSpot's daily budget left (a column the loader may add)."""
-        return BUDGET_COLUMN in existing_columns(self.conn, self.d, "sync_runs")
+        """Whether ``sync_runs`` records HubSpot's daily budget left (schema v4)."""
+        return BUDGET_COLUMN in self.run_columns
+
+    def portal_id(self) -> int | None:
+        """The HubSpot portal id the newest run that recorded one saw (None before schema v4 or any such run)."""
+        if PORTAL_COLUMN not in self.run_columns:
+            return None
+        rows = self._rows(
+            f"SELECT {PORTAL_COLUMN} FROM {self.d.t('sync_runs')} WHERE {PORTAL_COLUMN} IS NOT NULL "
+            "ORDER BY (started_at IS NULL), started_at DESC, run_id DESC LIMIT 1")
+        return int(rows[0][0]) if rows else None
 
     # ------------------------------------------------------------------ freshness
     def watermarks(self) -> dict[str, Watermark]:

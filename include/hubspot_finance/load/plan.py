@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hubspot_finance.mapping import Mapping
 from hubspot_finance.objects import ASSOCIATIONS, OBJECTS
-from hubspot_finance.rawzone import Manifest, RawZone
+from hubspot_finance.rawzone import IncompleteDatasetError, Manifest, RawZone
 from hubspot_finance.schema import Dialect
 
 
@@ -28,7 +29,12 @@ class LoadConfig:
 
 @dataclass
 class LoadPlan:
-    """What to load: the run id, the committed manifests, the reference dataset and the config."""
+    """What to load: the run id, the committed manifests, the reference dataset and the config.
+
+    Each ``sync_runs`` row also records, from these datasets, the object's HubSpot calls and daily budget
+    left (its records manifest's ``calls``) and the account's ``portal_id`` (the reference dataset's
+    account details, read by :meth:`from_zone`).
+    """
 
     run_id: str
     zone: RawZone
@@ -37,6 +43,7 @@ class LoadPlan:
     reference_run_id: str | None = None
     mode: str | None = None  # default: from the manifests' "mode"
     config: LoadConfig = field(default_factory=LoadConfig)
+    portal_id: int | None = None  # the HubSpot account's portal id; None when the reference was not extracted
 
     @classmethod
     def from_zone(
@@ -56,4 +63,20 @@ class LoadPlan:
         records = {ot: zone.records_manifest(ot, raw) for ot in types}
         pairs = associations if associations is not None else [(a.from_type, a.to_type) for a in ASSOCIATIONS if a.from_type in types]
         assoc = [zone.associations_manifest(f, t, raw) for f, t in pairs]
-        return cls(run_id, zone, records, assoc, raw, mode, config or LoadConfig())
+        return cls(run_id, zone, records, assoc, raw, mode, config or LoadConfig(), portal_id=read_portal_id(zone, raw))
+
+
+def read_portal_id(zone: RawZone, run_id: str) -> int | None:
+    """The portal id in the account details of run ``run_id``'s reference dataset; None when it has none."""
+    try:
+        account = zone.read_reference(run_id, "account", default={})
+    except IncompleteDatasetError:
+        return None
+    return as_portal_id(account.get("portalId") if isinstance(account, dict) else None)
+
+
+def as_portal_id(value: Any) -> int | None:
+    """HubSpot's ``portalId`` (a positive number, also accepted as digits) as an int; anything else None."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

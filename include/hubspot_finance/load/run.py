@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 BLOCK_ENV = "HUBSPOT_FINANCE_TEST_BLOCK_AFTER_STAGING"
 RUN_COLUMNS = ("run_id", "object_type", "window_start", "window_end", "mode", "extracted", "loaded", "inserted",
                "updated", "unchanged", "stale", "rejected", "deleted", "merged", "purged", "warnings", "api_calls",
-               "started_at", "finished_at", "status", "error")
+               "daily_budget_left", "portal_id", "started_at", "finished_at", "status", "error")
 
 
 def _connection(db: Any) -> tuple[Any, bool]:
@@ -163,8 +163,8 @@ class RunLoader:
                 ctx.run_id, object_type, ctx.param(parse_hubspot_time(extra.get("window_start")), "ts"),
                 ctx.param(parse_hubspot_time(extra.get("window_end")), "ts"), self.mode, s.extracted, s.loaded,
                 s.inserted, s.updated, s.unchanged, s.stale, s.rejected, s.deleted, s.merged, s.purged,
-                sum(s.warnings.values()), api_calls(extra), ctx.param(ctx.now, "ts"), ctx.param(finished, "ts"),
-                status, error,
+                sum(s.warnings.values()), api_calls(extra), daily_budget_left(extra), self.plan.portal_id,
+                ctx.param(ctx.now, "ts"), ctx.param(finished, "ts"), status, error,
             ))
         return rows
 
@@ -209,3 +209,10 @@ def api_calls(extra: dict[str, Any]) -> int | None:
         if isinstance(per_operation, dict):
             return sum(v for v in per_operation.values() if isinstance(v, int))
     return None
+
+
+def daily_budget_left(extra: dict[str, Any]) -> int | None:
+    """HubSpot's daily budget left when the extraction ended (the extractor's ``calls.daily_remaining``)."""
+    calls = extra.get("calls")
+    value = calls.get("daily_remaining") if isinstance(calls, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from finance_testdata import assoc, iso, rec, write_run
-from hubspot_finance.load import BLOCK_ENV, LoadConfig
+from hubspot_finance.load import BLOCK_ENV, LoadConfig, LoadPlan
 from hubspot_finance.mapping import validate_mapping, _default_raw
+from hubspot_finance.rawzone import RawZone
 from hubspot_finance.state import read_watermark, read_watermarks
 
 SNAPSHOT_TABLES = ["customers", "companies", "contracts", "contract_contacts", "contract_companies",
@@ -84,6 +85,49 @@ def test_first_load_exact_rows(db, zone):
     assert runs[2] == {"object_type": "deals", "mode": "incremental", "extracted": 2, "loaded": 2, "inserted": 2, "updated": 0,
                        "unchanged": 0, "rejected": 0, "deleted": 0, "api_calls": 3, "status": "success", "window_end": "2024-02-01T00:00:00.000Z"}
     assert db.rows("contract_changes") == []
+
+
+def _extractor_calls(tmp_path, run_id: str, **calls: dict) -> None:
+    """Give committed records manifests the extractor's call stats (``calls``) in place of write_run's ``api_calls``."""
+    for object_type, stats in calls.items():
+        path = tmp_path / "raw" / RawZone.records_rel(object_type, run_id) / "_manifest.json"
+        manifest = json.loads(path.read_text())
+        del manifest["extra"]["api_calls"]
+        manifest["extra"]["calls"] = stats
+        path.write_text(json.dumps(manifest))
+
+
+def test_sync_runs_record_each_objects_daily_budget_left_and_the_portal(db, zone, tmp_path):
+    write_run(zone, "r1", deals=[deal("100", iso(2))], contacts=[rec("1", iso(2), email="a@b.no")])
+    # as the extractor writes them; companies' extraction saw no daily-limit header
+    _extractor_calls(tmp_path, "r1", deals={"total_calls": 7, "daily_remaining": 480},
+                     contacts={"total_calls": 5, "calls": {"search": 2, "batch_read": 3}, "daily_remaining": 490},
+                     companies={"total_calls": 1, "daily_remaining": None})
+    assert LoadPlan.from_zone(zone, "r1").portal_id == 1  # the reference dataset's account.json
+    db.load(zone, "r1")
+    cols = "run_id, object_type, api_calls, daily_budget_left, portal_id, status"
+    assert db.rows("sync_runs", cols, order="run_id, object_type") == [
+        {"run_id": "r1", "object_type": "companies", "api_calls": 1, "daily_budget_left": None, "portal_id": 1, "status": "success"},
+        {"run_id": "r1", "object_type": "contacts", "api_calls": 5, "daily_budget_left": 490, "portal_id": 1, "status": "success"},
+        {"run_id": "r1", "object_type": "deals", "api_calls": 7, "daily_budget_left": 480, "portal_id": 1, "status": "success"}]
+
+    # a run without its reference dataset loads with defaults and records no portal
+    write_run(zone, "r2", deals=[deal("101", iso(3))])
+    (tmp_path / "raw" / RawZone.reference_rel("r2") / "_manifest.json").unlink()
+    _extractor_calls(tmp_path, "r2", deals={"total_calls": 4, "daily_remaining": 470})
+    db.load(zone, "r2")
+    assert db.rows("sync_runs", cols, where="run_id = 'r2' AND object_type = 'deals'") == [
+        {"run_id": "r2", "object_type": "deals", "api_calls": 4, "daily_budget_left": 470, "portal_id": None, "status": "success"}]
+
+    # a failed load records both as well
+    write_run(zone, "r3", deals=[deal("102", iso(4))])
+    _extractor_calls(tmp_path, "r3", deals={"total_calls": 2, "daily_remaining": 460})
+    for part in (tmp_path / "raw" / RawZone.records_rel("deals", "r3")).glob("*.parquet"):
+        part.unlink()
+    with pytest.raises(Exception, match="missing"):
+        db.load(zone, "r3")
+    assert db.rows("sync_runs", cols, where="run_id = 'r3' AND object_type = 'deals'") == [
+        {"run_id": "r3", "object_type": "deals", "api_calls": 2, "daily_budget_left": 460, "portal_id": 1, "status": "failed"}]
 
 
 def test_rerun_is_idempotent_and_replay_never_overwrites(db, zone):

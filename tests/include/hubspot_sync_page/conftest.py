@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sync_page_support import BASE_URL, HOSTILE_NAME, RUN_1, RUN_2, SIZES, Synced, h, rejected_ids, target_for
+from sync_page_support import BASE_URL, HOSTILE_NAME, RUN_1, RUN_2, SIZES, Synced, h, rejected_ids, sync, target_for
 
 from hubspot_sandbox.testing import run_sandbox
 
@@ -19,6 +19,8 @@ def synced(request, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         with run_sandbox(**SIZES) as sb:
             sb.control.freeze_clock(h.T0)
+            # HubSpot's rate-limit headers (Professional), the daily budget left the load records among them
+            sb.control.set_limits(enabled=True, tier="professional", reset_counters=True)
             for key, value in h.env_for(sb.url, sb.token, target, raw).items():
                 mp.setenv(key, value)
             mp.delenv("HUBSPOT_SYNC_PORTAL_ID", raising=False)
@@ -28,7 +30,7 @@ def synced(request, tmp_path_factory):
             h.fast_hooks()
             fixed = h.live_ids(sb, "deals")[5]
             sb.control.modify("deals", fixed, {"amount": "12 000"})  # stamped at T0, inside run 1's window
-            h.sync(RUN_1, h.NOW1)
+            budget_left = {RUN_1: sync(RUN_1, h.NOW1)}
             assert rejected_ids(target, RUN_1) == [fixed]
             changed = h.live_ids(sb, "deals")[2]  # change_things() edits its amount: a contract change
             h.change_things(sb)  # edits people make between two nightly runs
@@ -37,8 +39,8 @@ def synced(request, tmp_path_factory):
             sb.control.modify("deals", fixed, {"amount": "12000"})
             sb.control.modify("deals", deals[10], {"amount": "12,5"})
             sb.control.modify("deals", deals[11], {"deal_currency_code": "XYZ"})
-            h.sync(RUN_2, h.NOW2)
-        yield Synced(target, fixed, deals[10], deals[11])
+            budget_left[RUN_2] = sync(RUN_2, h.NOW2)
+        yield Synced(target, fixed, deals[10], deals[11], budget_left=budget_left)
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -31,6 +31,16 @@ class Synced:
     bad_amount_deal: str  # rejected by run 2: invalid_amount, still open
     bad_currency_deal: str  # rejected by run 2: unknown_currency, still open
     now: datetime = h.NOW2  # when run 2 read HubSpot; its watermark
+    # run id -> object -> HubSpot's daily budget left that the object's extraction reported (its XCom manifest)
+    budget_left: dict[str, dict[str, int | None]] = field(default_factory=dict)
+
+
+def sync(run_id: str, now: datetime) -> dict[str, int | None]:
+    """``h.sync`` (plan → extract → load), returning each object's daily budget left from its extract manifest."""
+    planned = h.plan(run_id, now)
+    manifests = h.extract(planned, run_id)
+    h.load(planned, manifests, run_id)
+    return {o: m["calls"]["daily_remaining"] for o, m in manifests.items() if m is not None}
 
 
 def run_url(run_id: str, base: str = BASE_URL) -> str:

@@ -10,7 +10,7 @@ import pytest
 from sync_page_support import HOSTILE_NAME, RUN_1, RUN_2, h, run_url
 
 
-PORTAL = 24681357  # the sandbox account's portal id (saved in the local raw zone by extract_reference)
+PORTAL = 24681357  # the sandbox account's portal id (read by extract_reference, recorded in sync_runs by the load)
 DEADLINE = datetime(2026, 9, 22, 4, 0, tzinfo=timezone.utc)  # 06:00 in Oslo: the 02:00 run's deadline (4 h)
 
 
@@ -53,24 +53,39 @@ def test_freshness_interval_comes_from_the_configured_schedule(synced, page_clie
     assert {f["status"] for f in body["freshness"]} == {"amber"}  # the 00:00 UTC+2 run is in, the 06:00 one is not
 
 
+COMPARED = ("inserted", "updated", "deleted", "rejected", "api_calls", "daily_budget_left", "status")
+
+
 def test_runs_show_exactly_what_sync_runs_holds(synced, page_client):
     body = summary(page_client())
-    rows = synced.target.query("SELECT run_id, object_type, inserted, updated, deleted, rejected, api_calls, status FROM {s}sync_runs")
+    rows = synced.target.query(f"SELECT run_id, object_type, {', '.join(COMPARED)} FROM {{s}}sync_runs")
     stored = {(r["run_id"], r["object_type"]): r for r in rows}
     assert [v["run"]["run_id"] for v in body["runs"]] == [RUN_2, RUN_1]  # newest first
     shown = {}
     for view in body["runs"]:
-        assert view["airflow_url"] == run_url(view["run"]["run_id"])
-        assert view["api_calls"] == sum(r["api_calls"] for k, r in stored.items() if k[0] == view["run"]["run_id"])
-        assert view["daily_budget_left"] is None
+        run_id = view["run"]["run_id"]
+        assert view["airflow_url"] == run_url(run_id)
+        assert view["api_calls"] == sum(r["api_calls"] for k, r in stored.items() if k[0] == run_id)
+        # the lowest daily budget left of the run's objects, as the run summary reports it
+        assert view["daily_budget_left"] == min(r["daily_budget_left"] for k, r in stored.items() if k[0] == run_id)
         for o in view["run"]["objects"]:
-            shown[(view["run"]["run_id"], o["object_type"])] = o
+            shown[(run_id, o["object_type"])] = o
     assert shown.keys() == stored.keys()
     for key, row in stored.items():
-        assert {f: shown[key][f] for f in ("inserted", "updated", "deleted", "rejected", "api_calls", "status")} == \
-               {f: row[f] for f in ("inserted", "updated", "deleted", "rejected", "api_calls", "status")}, key
+        assert {f: shown[key][f] for f in COMPARED} == {f: row[f] for f in COMPARED}, key
     assert shown[(RUN_2, "deals")]["rejected"] == 2 and shown[(RUN_1, "deals")]["rejected"] == 1
-    assert body["budget_recorded"] is False and "daily budget left is not recorded" in body["notes"][0]
+    assert body["budget_recorded"] is True and body["notes"] == []
+
+
+def test_the_load_records_each_objects_daily_budget_left_and_the_portal_in_sync_runs(synced):
+    """What the extraction saw (each object's manifest calls.daily_remaining, the account's portal id) is in sync_runs."""
+    rows = synced.target.query("SELECT run_id, object_type, daily_budget_left, portal_id FROM {s}sync_runs")
+    assert {(r["run_id"], r["object_type"]): r["daily_budget_left"] for r in rows} == \
+           {(run_id, o): left for run_id, objects in synced.budget_left.items() for o, left in objects.items()}
+    assert all(isinstance(left, int) and left > 0 for objects in synced.budget_left.values() for left in objects.values())
+    run_1 = min(synced.budget_left[RUN_1].values())
+    assert all(left < run_1 for left in synced.budget_left[RUN_2].values())  # run 2 spent more of the same day
+    assert {r["portal_id"] for r in rows} == {PORTAL}
 
 
 def test_rejects_are_grouped_by_rule_with_examples_and_links(synced, page_client):
@@ -97,14 +112,15 @@ def test_the_stored_raw_record_of_a_reject(synced, page_client):
     assert client.get("/rejects/987654").status_code == 404
 
 
-def test_hubspot_links_use_the_configured_portal_or_fall_back_to_the_id(synced, page_client, monkeypatch):
+def test_hubspot_links_use_the_portal_in_sync_runs_unless_one_is_configured(synced, page_client, monkeypatch):
+    monkeypatch.setenv("HUBSPOT_SYNC_RAW_ROOT", "s3://aws_default@bucket/raw")  # the page never reads the raw zone
+    body = summary(page_client())
+    change = body["contract_changes"][0]
+    assert body["portal_id"] == PORTAL
+    assert change["hubspot_url"] == f"https://app.hubspot.com/contacts/{PORTAL}/record/0-3/{change['change']['deal_id']}"
     monkeypatch.setenv("HUBSPOT_SYNC_PORTAL_ID", "555")
     change = summary(page_client())["contract_changes"][0]
     assert change["hubspot_url"] == f"https://app.hubspot.com/contacts/555/record/0-3/{change['change']['deal_id']}"
-    monkeypatch.delenv("HUBSPOT_SYNC_PORTAL_ID")
-    monkeypatch.setenv("HUBSPOT_SYNC_RAW_ROOT", "s3://aws_default@bucket/raw")  # not read by the page
-    body = summary(page_client())
-    assert body["portal_id"] is None and body["contract_changes"][0]["hubspot_url"] is None
 
 
 def test_contract_changes_are_the_newest_rows_of_contract_changes(synced, page_client):
@@ -133,6 +149,9 @@ def test_the_page_shows_it_all_inline_with_local_times(synced, page_client):
     inserted = next(o for o in deals if o["object_type"] == "deals")["inserted"]
     assert f"<title>{RUN_2}: {inserted} inserted</title>" in page
     assert "0.3</code>" in page and "Last 2 runs" in page
+    budget_left = min(synced.budget_left[RUN_2].values())  # run 2's daily budget left, from sync_runs
+    assert f'<td class="n">{budget_left:,}</td>'.replace(",", "\u202f") in page
+    assert f'href="https://app.hubspot.com/contacts/{PORTAL}/record/0-3/{synced.bad_currency_deal}"' in page
     assert "&lt;script&gt;alert(&#39;deal&#39;)&lt;/script&gt; &amp; Co" in page and "<script>alert" not in page
     # offline: nothing is fetched from anywhere else
     assert not re.search(r"<script[^>]+src=|<link[^>]+stylesheet|@import|url\(", page)
@@ -150,18 +169,42 @@ def test_links_are_relative_without_a_configured_base_url(synced, page_client):
     assert body["dag_url"] == "../dags/hubspot_to_finance"
 
 
-def test_a_budget_column_is_shown_once_the_loader_records_it(synced, page_client, tmp_path, monkeypatch):
+def _copy_with(synced, tmp_path, monkeypatch, *statements: str) -> None:
+    """Point the page at a copy of the SQLite finance database changed by ``statements``."""
     if synced.target.kind != "sqlite":
-        pytest.skip("one dialect is enough for the optional column (a copy of the SQLite file)")
+        pytest.skip("one dialect is enough for the newest run's portal and older schemas (a copy of the SQLite file)")
     import shutil
     import sqlite3
 
     copy = tmp_path / "finance.db"
     shutil.copy(synced.target.target, copy)
     with sqlite3.connect(copy) as conn:
-        conn.execute("ALTER TABLE sync_runs ADD COLUMN daily_budget_left INTEGER")
-        conn.execute("UPDATE sync_runs SET daily_budget_left = CASE object_type WHEN 'deals' THEN 480 ELSE 500 END")
+        for statement in statements:
+            conn.execute(statement)
     monkeypatch.setenv("AIRFLOW_CONN_FINANCE_DB", h.Target("sqlite", str(copy)).conn_json())
+
+
+@pytest.mark.parametrize("statements, portal", [
+    ([f"UPDATE sync_runs SET portal_id = 13579 WHERE run_id = '{RUN_2}'"], 13579),  # e.g. a new account
+    ([f"UPDATE sync_runs SET portal_id = 13579 WHERE run_id = '{RUN_1}'",
+      f"UPDATE sync_runs SET portal_id = NULL WHERE run_id = '{RUN_2}'"], 13579),  # the newest run that recorded one
+    (["UPDATE sync_runs SET portal_id = NULL"], None),  # none recorded: the bare id
+])
+def test_the_portal_is_the_newest_one_sync_runs_recorded(synced, page_client, tmp_path, monkeypatch, statements, portal):
+    _copy_with(synced, tmp_path, monkeypatch, *statements)
     body = summary(page_client())
-    assert body["budget_recorded"] is True and body["notes"] == []
-    assert [v["daily_budget_left"] for v in body["runs"]] == [480, 480]
+    change = body["contract_changes"][0]
+    assert body["portal_id"] == portal
+    assert change["hubspot_url"] == (portal and f"https://app.hubspot.com/contacts/{portal}/record/0-3/{change['change']['deal_id']}")
+
+
+def test_a_database_not_migrated_yet_shows_neither_budget_nor_portal(synced, page_client, tmp_path, monkeypatch):
+    """Before the first load of schema v4 (the page reads, never migrates) sync_runs has neither column."""
+    _copy_with(synced, tmp_path, monkeypatch, "ALTER TABLE sync_runs DROP COLUMN daily_budget_left",
+               "ALTER TABLE sync_runs DROP COLUMN portal_id", "DELETE FROM schema_migrations WHERE version = 4")
+    body = summary(page_client())
+    assert body["budget_recorded"] is False and "daily budget left is not recorded" in body["notes"][0]
+    assert [v["daily_budget_left"] for v in body["runs"]] == [None, None] and all(v["api_calls"] for v in body["runs"])
+    assert body["portal_id"] is None and body["contract_changes"][0]["hubspot_url"] is None
+    monkeypatch.setenv("HUBSPOT_SYNC_PORTAL_ID", "555")
+    assert summary(page_client())["portal_id"] == 555
