@@ -16,3 +16,5 @@ RUN pip install --no-cache-dir -c /opt/hubspot-sync/constraints.txt \
         /opt/hubspot-sync /opt/hubspot-sync/plugins/hubspot-provider ${EXTRA_PIP_PACKAGES}
 
 COPY --chown=airflow:root dags /opt/airflow/dags
+# The UI plugins: the "HubSpot sync" page and the connection Test-button fix (their code is installed above).
+COPY --chown=airflow:root plugins/hubspot_ui.py plugins/hubspot_sync_page_plugin.py /opt/airflow/plugins/

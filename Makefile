@@ -13,13 +13,14 @@ export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test demo sandbox airflow bench constraints clean help
+.PHONY: install test demo sandbox sandbox-edit airflow bench constraints clean help
 
 help:
 	@echo "make install     create .venv and install pinned packages and this project (idempotent)"
 	@echo "make test        run the whole test suite (installs first if needed)"
 	@echo "make demo        run the sync twice against the local HubSpot sandbox into SQLite and show what landed"
 	@echo "make sandbox     start the local HubSpot sandbox on 127.0.0.1:8765"
+	@echo "make sandbox-edit ARGS='…'  change the running sandbox as a person would (alone: lists the commands)"
 	@echo "make airflow     start airflow standalone with the sandbox and connections configured"
 	@echo "make bench       run the benchmark suite (results under benchmarks/results/)"
 	@echo "make constraints regenerate constraints.txt from requirements*.txt"
@@ -43,6 +44,10 @@ demo: install
 
 sandbox: install
 	$(PY) -m hubspot_sandbox --host 127.0.0.1 --port $${SANDBOX_PORT:-8765}
+
+# Change the running sandbox (make sandbox or make airflow), e.g. make sandbox-edit ARGS="set-amount 9000000003 125000.50"
+sandbox-edit: install
+	$(PY) -m hubspot_devtools.sandbox_edit $(if $(ARGS),$(ARGS),--help)
 
 airflow: install
 	$(PY) -m hubspot_devtools.devserver

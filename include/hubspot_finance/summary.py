@@ -78,31 +78,34 @@ REPORT_COLUMNS = ("extracted", "inserted", "updated", "unchanged", "rejected", "
 
 def _local(moment: str | None, zone: ZoneInfo) -> str:
     if not moment:
-        return "beginning"
+        return "the beginning"
     return datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def report_lines(summary: Mapping[str, Any], timezone: str) -> list[str]:
-    """The run summary as a table a person reads in the task log (windows in the account's time zone)."""
+    """The run summary as a person reads it in the task log: a count table under 90 characters wide,
+    then each object's window (in the account's time zone) and watermark."""
     zone = ZoneInfo(timezone)
     objects = summary.get("objects") or {}
     windows = summary.get("windows") or {}
     calls = summary.get("api_calls") or {}
+    names = sorted(set(objects) | set(windows))
     verdict = "dry run: nothing was loaded" if summary.get("dry_run") else "loaded in one transaction"
     lines = [f"HubSpot sync {summary.get('run_id')}: {summary.get('status')}, {summary.get('mode')} run, {verdict}",
-             f"{'object':<10} {'window (' + timezone + ')':<36} " + " ".join(f"{c:>9}" for c in REPORT_COLUMNS)
-             + f" {'API calls':>9}"]
-    for name in sorted(set(objects) | set(windows)):
-        obj, window = objects.get(name) or {}, windows.get(name) or {}
-        span = f"{_local(window.get('window_start'), zone)} → {_local(window.get('window_end'), zone)}" if window else "-"
-        counts = " ".join(f"{obj.get(c, 0) or 0:>9}" for c in REPORT_COLUMNS)
-        lines.append(f"{name:<10} {span:<36} {counts} {calls.get(name) if calls.get(name) is not None else '-':>9}")
+             f"{'object':<10}" + "".join(f"{c:>10}" for c in REPORT_COLUMNS) + f"{'API calls':>10}"]
+    for name in names:
+        obj = objects.get(name) or {}
+        called = calls.get(name)
+        lines.append(f"{name:<10}" + "".join(f"{obj.get(c, 0) or 0:>10}" for c in REPORT_COLUMNS)
+                     + f"{called if called is not None else '-':>10}")
+    for name in names:
+        window = windows.get(name) or {}
+        mark = (objects.get(name) or {}).get("watermark")
+        lines.append(f"{name:<10} window {_local(window.get('window_start'), zone)} → {_local(window.get('window_end'), zone)} "
+                     f"{timezone}, watermark now {_local(mark, zone) if mark else 'not set'}")
     for link in (summary.get("associations") or {}).values():
         lines.append(f"links {link.get('table')}: {link.get('upserted', 0)} added or kept, {link.get('removed', 0)} removed")
     lines.append(f"contract changes for invoicing: {summary.get('contract_changes', 0)}")
-    marks = ", ".join(f"{name} {obj.get('watermark') or '-'}" for name, obj in sorted(objects.items()))
-    if marks:
-        lines.append(f"watermarks now (UTC): {marks}")
     budget = summary.get("daily_budget_left")
     lines.append(f"HubSpot daily budget left: {budget:,}" if isinstance(budget, int) else "HubSpot daily budget left: unknown")
     if summary.get("asset_events") is not None:

@@ -7,7 +7,10 @@ One Airflow for the module (start-up is the slow part), three runs:
 2. a run whose parameters pass the form but not the code (end before start) → ``plan`` fails at
    try 1 with one clear ERROR line, the failure notifiers fire (log block, custom notifier, e-mail);
 3. a run after the sandbox revoked the token → fails at once without retries, the message names
-   the fix, the notifiers fire again.
+   the fix, the notifiers fire again;
+and, around them, the asset events a downstream DAG is scheduled on (only for tables a run loaded,
+none on a dry run) and the deadline alert under the real triggerer (a deadline of one minute: silent
+for a run that already failed, sent for one still running).
 """
 
 from __future__ import annotations
@@ -30,11 +33,28 @@ import requests
 
 from hubspot_sandbox.testing import run_sandbox
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "hubspot_to_finance"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+# Downstream DAGs as an invoicing team would write them: scheduled on one finance table each.
+CONSUMER_DAGS = '''
+from airflow.sdk import Asset, dag, task
+
+for table in ("contracts", "customers"):
+
+    @dag(dag_id=f"after_{table}", schedule=[Asset(f"finance://finance_db/{table}")], catchup=False)
+    def consumer():
+        @task
+        def react():
+            return "ok"
+
+        react()
+
+    consumer()
+'''
 
 NOTIFIER_MODULE = '''
 import json, os
@@ -224,6 +244,10 @@ def smtp():
 def airflow(tmp_path_factory, sandbox, smtp):
     root = tmp_path_factory.mktemp("standalone")
     (root / "e2e_notifier.py").write_text(NOTIFIER_MODULE)
+    dags = root / "dags"
+    dags.mkdir()
+    (dags / f"{DAG_ID}.py").symlink_to(REPO / "dags" / f"{DAG_ID}.py")
+    (dags / "consumers.py").write_text(CONSUMER_DAGS)
     port = free_port()
     env = dict(os.environ)
     for key in [k for k in env if k.startswith(("AIRFLOW", "HUBSPOT_SYNC_"))]:
@@ -232,7 +256,7 @@ def airflow(tmp_path_factory, sandbox, smtp):
         {
             "AIRFLOW_HOME": str(root / "home"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -258,6 +282,7 @@ def airflow(tmp_path_factory, sandbox, smtp):
             "HUBSPOT_SYNC_LAG_MARGIN_MINUTES": "0",
             "HUBSPOT_SYNC_ALERT_EMAIL": "finance-ops@example.com, data@example.com",
             "HUBSPOT_SYNC_ALERT_NOTIFIER": "e2e_notifier.RecordingNotifier",
+            "HUBSPOT_SYNC_DEADLINE_MINUTES": "1",
             "E2E_NOTIFIED_FILE": str(root / "notified.jsonl"),
             "PYTHONPATH": os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
@@ -274,6 +299,18 @@ def airflow(tmp_path_factory, sandbox, smtp):
         yield af
     finally:
         af.stop()
+
+
+def asset_events(af, run_id: str) -> list[dict]:
+    """The run's asset events. Airflow 3.3.2 answers 500 while a run they created has not started yet
+    (its start_date is null in the response model), so ask again until it answers."""
+    deadline = time.monotonic() + 60
+    while True:
+        r = af.http.get(f"{af.api}/assets/events", params={"source_dag_id": DAG_ID, "source_run_id": run_id}, timeout=30)
+        if r.status_code == 200:
+            return r.json()["asset_events"]
+        assert time.monotonic() < deadline, f"GET /assets/events: {r.status_code} {r.text[:300]}"
+        time.sleep(1)
 
 
 def notifications(af) -> list[dict]:
@@ -332,24 +369,56 @@ def test_manual_run_without_logical_date_succeeds_and_reports_its_summary(airflo
     (airflow.root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
     # ... and the asset events' extras.
-    events = airflow.get("/assets/events", source_dag_id=DAG_ID, source_run_id=run["dag_run_id"])["asset_events"]
-    by_uri = {e["uri"].rstrip("/"): e for e in events}  # Airflow normalizes the URI to finance://table/
-    assert set(by_uri) == {"finance://customers", "finance://companies", "finance://contracts"}
+    events = asset_events(airflow, run["dag_run_id"])
+    by_uri = {e["uri"]: e for e in events}  # exactly as the README writes them
+    assert set(by_uri) == {f"finance://finance_db/{t}" for t in ("customers", "companies", "contracts")}
     for uri, event in by_uri.items():
-        table = uri.split("://")[1]
+        table = uri.rsplit("/", 1)[1]
         assert event["extra"]["run_id"] == run["dag_run_id"] and event["extra"]["mode"] == "full"
         assert event["extra"]["inserted"] == counts[table]
     (airflow.root / "asset_events.json").write_text(json.dumps(events, indent=2, default=str))
 
-    # A log a person can follow: phases as groups, the summary block at the end, never the token.
+    # One XCom row (not one per key of the summary), and a log a person can follow: phases as groups,
+    # the summary as one table at the top level, printed once, no one-line dict, never the token.
+    xcoms = airflow.get(f"{airflow.run_path(run['dag_run_id'])}/taskInstances/load/xcomEntries")["xcom_entries"]
+    assert [x["key"] for x in xcoms] == ["return_value"]
     load_log = airflow.log(run["dag_run_id"], "load", 1)
-    assert "::group::Transform and load" in load_log and "::group::Run summary" in load_log
-    assert f"run {run['dag_run_id']}: success (mode full)" in load_log
+    assert "::group::Transform and load" in load_log and "::group::Run summary" not in load_log
+    assert load_log.count(f"HubSpot sync {run['dag_run_id']}: success, full run, loaded in one transaction") == 1
+    assert "Returned value was" not in load_log
     extract_log = airflow.log(run["dag_run_id"], "extract_contacts", 1)
     assert "::group::Extract contacts: full window" in extract_log and "daily budget left" in extract_log
     for task_id, ti in tis.items():
         assert sandbox.token not in airflow.log(run["dag_run_id"], task_id, ti["try_number"])
     airflow.first_run_seconds = time.monotonic() - started
+
+
+def runs_of(af, dag_id: str) -> list[dict]:
+    return af.get(f"/dags/{dag_id}/dagRuns")["dag_runs"]
+
+
+def events_of(af, run_id: str) -> dict[str, dict]:
+    return {e["uri"]: e["extra"] for e in asset_events(af, run_id)}
+
+
+def test_asset_events_wake_only_the_consumers_of_tables_a_run_loaded(airflow):
+    # The full run above loaded all three tables: each consumer ran once.
+    wait_for(lambda: len(runs_of(airflow, "after_contracts")) == 1 and len(runs_of(airflow, "after_customers")) == 1,
+             timeout=60, what="the consumers of the first full run")
+
+    dry = airflow.wait(airflow.trigger({"objects": ["deals"], "dry_run": True})["dag_run_id"])
+    assert dry["state"] == "success"
+    assert events_of(airflow, dry["dag_run_id"]) == {}  # a dry run publishes nothing
+
+    deals = airflow.wait(airflow.trigger({"objects": ["deals"]})["dag_run_id"])
+    assert deals["state"] == "success"
+    events = events_of(airflow, deals["dag_run_id"])
+    assert set(events) == {"finance://finance_db/contracts"}  # deals only: contracts only
+    assert events["finance://finance_db/contracts"]["object"] == "deals"
+    assert {"inserted", "updated", "unchanged", "rejected", "deleted"} <= set(events["finance://finance_db/contracts"])
+    wait_for(lambda: len(runs_of(airflow, "after_contracts")) == 2, timeout=60, what="the contracts consumer")
+    time.sleep(5)  # time for the scheduler to (wrongly) start the customers consumer too
+    assert len(runs_of(airflow, "after_customers")) == 1
 
 
 def test_invalid_parameters_fail_plan_at_once_with_the_reason(airflow, smtp):
@@ -388,3 +457,38 @@ def test_revoked_token_fails_without_retries_and_names_the_fix(airflow, sandbox,
     recorded = wait_for(lambda: [n for n in notifications(airflow) if n["run_id"] == run["dag_run_id"]], what="notifier")
     assert recorded[0]["task_id"] == "plan" and "rotate" in recorded[0]["exception"].lower()
     assert wait_for(lambda: smtp.messages[before:], what="e-mail")
+
+
+def late_mails(smtp, run_id: str) -> list[str]:
+    """The decoded "is late" e-mails that name ``run_id``."""
+    import email
+
+    found = []
+    for message in smtp.messages:
+        parsed = email.message_from_string(message["data"])
+        if "is late" not in str(parsed.get("Subject", "")):
+            continue
+        text = "".join(part.get_payload(decode=True).decode(errors="replace") for part in parsed.walk()
+                       if not part.is_multipart())
+        if run_id in text:
+            found.append(text)
+    return found
+
+
+def test_the_deadline_alert_is_silent_for_a_failed_run_and_fires_for_a_running_one(airflow, smtp):
+    # HUBSPOT_SYNC_DEADLINE_MINUTES=1 here. Run A fails at once (bad parameters); run B is held
+    # "running" with no free task slot. One minute after each was queued, the triggerer runs the alert.
+    failed = airflow.wait(airflow.trigger({"start": "yesterday"})["dag_run_id"])
+    assert failed["state"] == "failed"
+    r = airflow.http.patch(f"{airflow.api}/pools/default_pool", params={"update_mask": "slots"}, json={"name": "default_pool", "slots": 0}, timeout=30)
+    assert r.status_code == 200, r.text
+    try:
+        running = airflow.trigger({})
+        wait_for(lambda: late_mails(smtp, running["dag_run_id"]), timeout=150, what="the late alert of the running run")
+        assert airflow.get(airflow.run_path(running["dag_run_id"]))["state"] in ("queued", "running")
+        # The failed run's deadline passed before the running one's: its callback has run, and said nothing.
+        assert not late_mails(smtp, failed["dag_run_id"])
+        assert f"run {failed['dag_run_id']} already ended (failed)" in (airflow.root / "standalone.log").read_text()
+    finally:
+        airflow.http.patch(f"{airflow.api}/pools/default_pool", params={"update_mask": "slots"}, json={"name": "default_pool", "slots": 128}, timeout=30)
+    airflow.wait(running["dag_run_id"])

@@ -227,10 +227,11 @@ def test_load_publishes_an_event_per_loaded_table_with_its_counts(monkeypatch, c
     messages = [r.getMessage() for r in caplog.records]
     assert not any(m.startswith("::group::Run summary") for m in messages)
     header = messages.index("HubSpot sync r: success, incremental run, loaded in one transaction")
-    assert messages[header + 1].split() == ["object", "window", "(Europe/Oslo)", "extracted", "inserted", "updated",
-                                            "unchanged", "rejected", "deleted", "API", "calls"]
-    assert messages[header + 2].split()[:10] == ["contacts", "2026-11-27", "01:30", "→", "2026-11-28", "12:50",
-                                                 "100", "90", "5", "5"]
+    table = messages[header + 1:header + 4]
+    assert table[0].split() == ["object", "extracted", "inserted", "updated", "unchanged", "rejected", "deleted", "API", "calls"]
+    assert table[1].split() == ["contacts", "100", "90", "5", "5", "0", "0", "-"]
+    assert max(len(line) for line in table) <= 90  # fits the log view without scrolling
+    assert "contacts   window 2026-11-27 01:30 → 2026-11-28 12:50 Europe/Oslo, watermark now 2026-11-28 12:50" in messages
     assert sum("HubSpot sync r:" in m for m in messages) == 1
 
 
