@@ -9,8 +9,7 @@ One Airflow for the module (start-up is the slow part), three runs:
 3. a run after the sandbox revoked the token → fails at once without retries, the message names
    the fix, the notifiers fire again;
 and, around them, the asset events a downstream DAG is scheduled on (only for tables a run loaded,
-none on a dry run) and the deadline alert under the real triggerer (a deadline of one minute: silent
-for a run that already failed, sent for one still running).
+none on a dry run). The deadline alert under the real triggerer is in test_ui.py.
 """
 
 from __future__ import annotations
@@ -282,7 +281,6 @@ def airflow(tmp_path_factory, sandbox, smtp):
             "HUBSPOT_SYNC_LAG_MARGIN_MINUTES": "0",
             "HUBSPOT_SYNC_ALERT_EMAIL": "finance-ops@example.com, data@example.com",
             "HUBSPOT_SYNC_ALERT_NOTIFIER": "e2e_notifier.RecordingNotifier",
-            "HUBSPOT_SYNC_DEADLINE_MINUTES": "1",
             "E2E_NOTIFIED_FILE": str(root / "notified.jsonl"),
             "PYTHONPATH": os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
@@ -458,37 +456,3 @@ def test_revoked_token_fails_without_retries_and_names_the_fix(airflow, sandbox,
     assert recorded[0]["task_id"] == "plan" and "rotate" in recorded[0]["exception"].lower()
     assert wait_for(lambda: smtp.messages[before:], what="e-mail")
 
-
-def late_mails(smtp, run_id: str) -> list[str]:
-    """The decoded "is late" e-mails that name ``run_id``."""
-    import email
-
-    found = []
-    for message in smtp.messages:
-        parsed = email.message_from_string(message["data"])
-        if "is late" not in str(parsed.get("Subject", "")):
-            continue
-        text = "".join(part.get_payload(decode=True).decode(errors="replace") for part in parsed.walk()
-                       if not part.is_multipart())
-        if run_id in text:
-            found.append(text)
-    return found
-
-
-def test_the_deadline_alert_is_silent_for_a_failed_run_and_fires_for_a_running_one(airflow, smtp):
-    # HUBSPOT_SYNC_DEADLINE_MINUTES=1 here. Run A fails at once (bad parameters); run B is held
-    # "running" with no free task slot. One minute after each was queued, the triggerer runs the alert.
-    failed = airflow.wait(airflow.trigger({"start": "yesterday"})["dag_run_id"])
-    assert failed["state"] == "failed"
-    r = airflow.http.patch(f"{airflow.api}/pools/default_pool", params={"update_mask": "slots"}, json={"name": "default_pool", "slots": 0}, timeout=30)
-    assert r.status_code == 200, r.text
-    try:
-        running = airflow.trigger({})
-        wait_for(lambda: late_mails(smtp, running["dag_run_id"]), timeout=150, what="the late alert of the running run")
-        assert airflow.get(airflow.run_path(running["dag_run_id"]))["state"] in ("queued", "running")
-        # The failed run's deadline passed before the running one's: its callback has run, and said nothing.
-        assert not late_mails(smtp, failed["dag_run_id"])
-        assert f"run {failed['dag_run_id']} already ended (failed)" in (airflow.root / "standalone.log").read_text()
-    finally:
-        airflow.http.patch(f"{airflow.api}/pools/default_pool", params={"update_mask": "slots"}, json={"name": "default_pool", "slots": 128}, timeout=30)
-    airflow.wait(running["dag_run_id"])

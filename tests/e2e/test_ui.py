@@ -2,8 +2,9 @@
 
 One `make airflow` (the devserver, exactly as a person starts it) for the module: its start-up
 messages and time, the connection Test button for connections made four ways, the trigger form, the
-first manual run on a fresh install, a failed run's log, the run summary, the time zone, and the
-"HubSpot sync" page after a change made with `make sandbox-edit`. The screenshots the README shows
+first manual run on a fresh install, a failed run's log, the run summary, the time zone, the deadline
+alert under the real triggerer (a deadline of one minute: sent for a run still running, silent for one
+that failed) and the "HubSpot sync" page after a change made with `make sandbox-edit`. The screenshots the README shows
 are taken here (into docs/screenshots with HUBSPOT_SYNC_SCREENSHOTS=docs, else var/screenshots).
 """
 
@@ -68,6 +69,7 @@ class MakeAirflow:
         self.env["HUBSPOT_SANDBOX_TOKEN"] = self.token
         self.env["AIRFLOW_CONN_HUBSPOT_ENV"] = json.dumps(
             {"conn_type": "hubspot", "host": f"http://127.0.0.1:{self.sandbox_port}", "password": self.token})
+        self.env["HUBSPOT_SYNC_DEADLINE_MINUTES"] = "1"
         self.env.update({"PYTHONUNBUFFERED": "1", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                          "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                          "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5"})
@@ -115,6 +117,11 @@ class MakeAirflow:
         r = self.http.post(f"{self.api}/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf}, timeout=30)
         assert r.status_code == 200, r.text[:500]
         return r.json()["dag_run_id"]
+
+    def set_slots(self, slots: int) -> None:
+        r = self.http.patch(f"{self.api}/pools/default_pool", params={"update_mask": "slots"},
+                            json={"name": "default_pool", "slots": slots}, timeout=30)
+        assert r.status_code == 200, r.text
 
     def run_url(self, run_id: str, task_id: str | None = None) -> str:
         url = f"{self.base}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
@@ -176,49 +183,6 @@ def test_make_airflow_says_what_it_does_and_is_ready_in_time(ui):
     assert "jwt_secret" not in airflow_log.lower() or "too short" not in airflow_log.lower()
 
 
-def test_the_connection_test_button_is_green_for_connections_made_every_way(ui, page):
-    token = (ui.workdir / "sandbox-token").read_text().strip()
-    # By the CLI, as an operator scripts it ...
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "connections", "add", "hubspot_cli", "--conn-type",
-                    "hubspot", "--conn-host", ui.sandbox_url, "--conn-password", token],
-                   env=ui.airflow_env, check=True, capture_output=True)
-    # ... and through the form.
-    page.goto(f"{ui.base}/connections", wait_until="networkidle")
-    page.get_by_role("button", name="Add Connection").click()
-    page.locator("input[name=connection_id]").fill("hubspot_form")
-    page.get_by_role("combobox").last.click()
-    page.keyboard.type("HubSpot")
-    page.keyboard.press("Enter")
-    page.locator("input[name=host]").fill(ui.sandbox_url)
-    page.locator("input[name=password]").fill(token)
-    page.get_by_role("button", name="Save").click()
-    page.get_by_role("row").filter(has_text="hubspot_form").wait_for()
-
-    expected = {"hubspot_default": "Connected to HubSpot portal", "finance_db": "Connection successfully tested",
-                "hubspot_cli": "Connected to HubSpot portal", "hubspot_form": "Connected to HubSpot portal"}
-    for conn_id, message in expected.items():
-        page.goto(f"{ui.base}/connections", wait_until="networkidle")
-        page.get_by_role("row").filter(has_text=conn_id).get_by_role("button", name="Test Connection").click()
-        toast = page.locator("[data-scope=toast][data-part=root]").filter(has_text="Test Connection")
-        toast.first.wait_for()
-        text = toast.first.inner_text()
-        assert "Test Connection Successful" in text and message in text, (conn_id, text)
-        if conn_id == "hubspot_default":
-            assert "time zone Europe/Oslo, currency NOK" in text
-            shot(page, "connection-test.png")
-    assert token not in page.content()
-
-
-def test_a_connection_from_an_environment_variable_tests_green_as_the_ui_asks(ui):
-    # Airflow 3.3 does not list environment-variable connections, so there is no button to press;
-    # the API server's test endpoint gets the very body the list page sends (port 0, masked password).
-    body = {"connection_id": "hubspot_env", "conn_type": "hubspot", "host": ui.sandbox_url, "port": 0,
-            "password": "***", "login": "", "schema": "", "extra": "{}"}
-    r = ui.http.post(f"{ui.api}/connections/test", json=body, timeout=60)
-    assert r.status_code == 200 and r.json()["status"] is True, r.text
-    assert r.json()["message"].startswith("Connected to HubSpot portal") and ui.token not in r.text
-
-
 def test_trigger_form_and_the_first_manual_run_on_a_fresh_install(ui, page):
     assert ui.get(f"/dags/{DAG_ID}")["is_paused"] is True and ui.runs() == []
     page.goto(f"{ui.base}/dags/{DAG_ID}", wait_until="networkidle")
@@ -272,7 +236,7 @@ def test_the_run_summary_is_one_table_at_the_top_of_the_load_log_and_one_xcom(ui
 
 
 def test_a_failed_run_shows_the_cause_and_the_fix_first(ui, page):
-    run_id = ui.trigger({"start": "1 nov"})
+    run_id = ui.failed_run_id = ui.trigger({"start": "1 nov"})
     assert ui.wait_run(run_id)["state"] == "failed"
     page.goto(ui.run_url(run_id, "plan"), wait_until="networkidle")
     cause = page.get_by_text("Invalid trigger parameters: start='1 nov' is not a date")
@@ -283,6 +247,68 @@ def test_a_failed_run_shows_the_cause_and_the_fix_first(ui, page):
     text = page.locator("body").inner_text()
     assert "fix:   trigger a new run with corrected parameters" in text and "try 1 of" not in text
     shot(page, "failed-run.png")
+
+
+def test_a_run_still_running_at_its_deadline_is_held_here(ui):
+    """HUBSPOT_SYNC_DEADLINE_MINUTES=1 in this Airflow. A person edits a deal, then a run is held
+    "running" without a free task slot; the tests below run meanwhile, and the deadline test then looks
+    for the alert (this one) and its absence (the run that failed above)."""
+    import sqlite3
+
+    # A deal the finance tables already hold (the first run read one week): its new amount is a change.
+    with sqlite3.connect(ui.workdir / "finance.db") as con:
+        ui.deal_id, = con.execute("SELECT hubspot_deal_id FROM contracts WHERE is_deleted = 0 AND amount IS NOT NULL "
+                                  "ORDER BY hubspot_deal_id LIMIT 1").fetchone()
+    edit = subprocess.run([sys.executable, "-m", "hubspot_devtools.sandbox_edit", "--url", ui.sandbox_url,
+                           "set-amount", str(ui.deal_id), "125000.50"], capture_output=True, text=True, env=ui.env)
+    assert edit.returncode == 0, edit.stdout + edit.stderr
+    assert "125000.50" in edit.stdout
+    ui.set_slots(0)
+    ui.held_run_id = ui.trigger({})
+    assert ui.get(f"/dags/{DAG_ID}/dagRuns/{quote(ui.held_run_id, safe='')}")["state"] in ("queued", "running")
+
+
+def test_the_connection_test_button_is_green_for_connections_made_every_way(ui, page):
+    token = (ui.workdir / "sandbox-token").read_text().strip()
+    # By the CLI, as an operator scripts it ...
+    subprocess.run([str(Path(sys.executable).with_name("airflow")), "connections", "add", "hubspot_cli", "--conn-type",
+                    "hubspot", "--conn-host", ui.sandbox_url, "--conn-password", token],
+                   env=ui.airflow_env, check=True, capture_output=True)
+    # ... and through the form.
+    page.goto(f"{ui.base}/connections", wait_until="networkidle")
+    page.get_by_role("button", name="Add Connection").click()
+    page.locator("input[name=connection_id]").fill("hubspot_form")
+    page.get_by_role("combobox").last.click()
+    page.keyboard.type("HubSpot")
+    page.keyboard.press("Enter")
+    page.locator("input[name=host]").fill(ui.sandbox_url)
+    page.locator("input[name=password]").fill(token)
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("row").filter(has_text="hubspot_form").wait_for()
+
+    expected = {"hubspot_default": "Connected to HubSpot portal", "finance_db": "Connection successfully tested",
+                "hubspot_cli": "Connected to HubSpot portal", "hubspot_form": "Connected to HubSpot portal"}
+    for conn_id, message in expected.items():
+        page.goto(f"{ui.base}/connections", wait_until="networkidle")
+        page.get_by_role("row").filter(has_text=conn_id).get_by_role("button", name="Test Connection").click()
+        toast = page.locator("[data-scope=toast][data-part=root]").filter(has_text="Test Connection")
+        toast.first.wait_for()
+        text = toast.first.inner_text()
+        assert "Test Connection Successful" in text and message in text, (conn_id, text)
+        if conn_id == "hubspot_default":
+            assert "time zone Europe/Oslo, currency NOK" in text
+            shot(page, "connection-test.png")
+    assert token not in page.content()
+
+
+def test_a_connection_from_an_environment_variable_tests_green_as_the_ui_asks(ui):
+    # Airflow 3.3 does not list environment-variable connections, so there is no button to press;
+    # the API server's test endpoint gets the very body the list page sends (port 0, masked password).
+    body = {"connection_id": "hubspot_env", "conn_type": "hubspot", "host": ui.sandbox_url, "port": 0,
+            "password": "***", "login": "", "schema": "", "extra": "{}"}
+    r = ui.http.post(f"{ui.api}/connections/test", json=body, timeout=60)
+    assert r.status_code == 200 and r.json()["status"] is True, r.text
+    assert r.json()["message"].startswith("Connected to HubSpot portal") and ui.token not in r.text
 
 
 def test_the_dag_says_its_time_zone_and_schedule(ui, page):
@@ -296,20 +322,23 @@ def test_the_dag_says_its_time_zone_and_schedule(ui, page):
     assert page.get_by_text(dag["description"]).first.is_visible()
 
 
+def test_the_deadline_alert_fires_for_the_running_run_and_stays_silent_for_the_failed_one(ui):
+    log = ui.workdir / "airflow.log"
+    try:
+        wait_for(lambda: f"HUBSPOT SYNC LATE: run {ui.held_run_id}" in log.read_text(errors="replace"), timeout=150,
+                 what="the late alert of the running run", every=1)
+        assert ui.get(f"/dags/{DAG_ID}/dagRuns/{quote(ui.held_run_id, safe='')}")["state"] in ("queued", "running")
+        # The failed run's deadline passed before: the triggerer ran its callback, which said nothing.
+        text = log.read_text(errors="replace")
+        assert f"run {ui.failed_run_id} already ended (failed)" in text
+        assert f"HUBSPOT SYNC LATE: run {ui.failed_run_id}" not in text
+    finally:
+        ui.set_slots(128)
+    assert ui.wait_run(ui.held_run_id)["state"] == "success"
+
+
 def test_the_sync_page_shows_what_arrived_after_a_change_made_like_a_person(ui, page):
-    import sqlite3
-
-    # A deal the finance tables already hold (the first run read one week): its new amount is a change.
-    with sqlite3.connect(ui.workdir / "finance.db") as con:
-        deal_id, = con.execute("SELECT hubspot_deal_id FROM contracts WHERE is_deleted = 0 AND amount IS NOT NULL "
-                               "ORDER BY hubspot_deal_id LIMIT 1").fetchone()
-    edit = subprocess.run([sys.executable, "-m", "hubspot_devtools.sandbox_edit", "--url", ui.sandbox_url,
-                           "set-amount", str(deal_id), "125000.50"], capture_output=True, text=True, env=ui.env)
-    assert edit.returncode == 0, edit.stdout + edit.stderr
-    assert "125000.50" in edit.stdout
-    run_id = ui.trigger({})
-    assert ui.wait_run(run_id)["state"] == "success"
-
+    run_id, deal_id = ui.held_run_id, ui.deal_id  # the run held above, which read the edited deal
     page.goto(f"{ui.base}/dags", wait_until="networkidle")
     page.get_by_role("link", name=re.compile("HubSpot sync")).first.click()
     page.wait_for_url(re.compile(r"/plugin/hubspot-sync"))

@@ -169,10 +169,13 @@ def test_links_are_relative_without_a_configured_base_url(synced, page_client):
     assert body["dag_url"] == "../dags/hubspot_to_finance"
 
 
+# One dialect is enough for the newest run's portal and older schemas: they edit a copy of the SQLite file.
+ONLY_SQLITE = pytest.mark.parametrize("synced", ["sqlite"], indirect=True)
+
+
 def _copy_with(synced, tmp_path, monkeypatch, *statements: str) -> None:
     """Point the page at a copy of the SQLite finance database changed by ``statements``."""
-    if synced.target.kind != "sqlite":
-        pytest.skip("one dialect is enough for the newest run's portal and older schemas (a copy of the SQLite file)")
+    assert synced.target.kind == "sqlite", "these tests edit a copy of the SQLite file (ONLY_SQLITE)"
     import shutil
     import sqlite3
 
@@ -184,6 +187,7 @@ def _copy_with(synced, tmp_path, monkeypatch, *statements: str) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_FINANCE_DB", h.Target("sqlite", str(copy)).conn_json())
 
 
+@ONLY_SQLITE
 @pytest.mark.parametrize("statements, portal", [
     ([f"UPDATE sync_runs SET portal_id = 13579 WHERE run_id = '{RUN_2}'"], 13579),  # e.g. a new account
     ([f"UPDATE sync_runs SET portal_id = 13579 WHERE run_id = '{RUN_1}'",
@@ -198,6 +202,7 @@ def test_the_portal_is_the_newest_one_sync_runs_recorded(synced, page_client, tm
     assert change["hubspot_url"] == (portal and f"https://app.hubspot.com/contacts/{portal}/record/0-3/{change['change']['deal_id']}")
 
 
+@ONLY_SQLITE
 def test_a_database_not_migrated_yet_shows_neither_budget_nor_portal(synced, page_client, tmp_path, monkeypatch):
     """Before the first load of schema v4 (the page reads, never migrates) sync_runs has neither column."""
     _copy_with(synced, tmp_path, monkeypatch, "ALTER TABLE sync_runs DROP COLUMN daily_budget_left",
