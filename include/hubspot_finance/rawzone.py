@@ -14,9 +14,16 @@ Completeness: a dataset is complete only when its ``_manifest.json`` exists, and
 manifest lists are read (their row counts are checked). A writer that starts deletes a stale manifest of
 the same dataset first, so a crashed retry never leaves a manifest that points at half-rewritten parts.
 Part files are written straight to their final names (no rename: a rename is a copy on object stores);
-leftovers of a crashed attempt are simply not listed. Reference JSON files are written under a temporary
-name and renamed, then the directory manifest is rebuilt from the listing, so each ``{name}.json`` that
-exists is whole.
+leftovers of a crashed attempt are simply not listed. Reference JSON files are written whole (locally under
+a temporary name and renamed; on an object store a PUT is atomic already, so straight to the final key),
+then the directory manifest is rebuilt from the listing, so each ``{name}.json`` that exists is whole.
+
+Object stores (``s3://conn@bucket/prefix`` through the connection's filesystem, e.g. the amazon provider's
+s3fs with the connection's ``endpoint_url``): there are no directories, so none are created (``mkdir`` on
+S3 would even create a missing bucket); every object is one PUT, so a failed write leaves no object. Any
+failure to write (a local ``OSError``, or the store refusing or dropping the connection) is raised as
+:class:`RawZoneError` naming the file and the zone's URL (connection id, never credentials), and leaves
+the dataset without a manifest.
 
 Association rows are deduplicated per (from_id, to_id) by the writer within each chunk (type ids and
 labels unioned, ``is_primary`` OR-ed); the loader merges the rare duplicates that span chunks the same
@@ -100,6 +107,11 @@ def _test_block(phase: str, where: str) -> None:
     open(marker + ".done", "w").close()  # block once per process tree: a released writer goes on
     while os.path.exists(marker):  # pragma: no cover - killed or released by the test
         time.sleep(0.05)
+
+
+def _is_local(path: Any) -> bool:
+    """True for a local filesystem (real directories, atomic rename); False for object stores."""
+    return getattr(path, "protocol", "file") in ("file", "local", "")
 
 
 def _clean_text(value: str) -> tuple[str, bool]:
@@ -215,16 +227,24 @@ class RawZone:
             raise ValueError(f"invalid reference name {name!r}")
         rel = self.reference_rel(run_id)
         d = self._dir(rel)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{name}.json.{uuid.uuid4().hex}.tmp"
-        with tmp.open("wb") as fh:
-            fh.write(json.dumps(obj).encode())  # ASCII escapes: lone surrogates survive the round trip
-        tmp.rename(d / f"{name}.json")
-        files = sorted(
-            p.name[: -len(".json")] for p in d.iterdir() if p.name.endswith(".json") and not p.name.startswith(("_", "."))
-        )
-        manifest = Manifest("reference", rel, run_id, "reference", files=files, committed_at=_now_iso())
-        _write_json(d / MANIFEST, manifest.to_dict())
+        data = json.dumps(obj).encode()  # ASCII escapes: lone surrogates survive the round trip
+        try:
+            if _is_local(d):
+                d.mkdir(parents=True, exist_ok=True)
+                tmp = d / f".{name}.json.{uuid.uuid4().hex}.tmp"
+                with tmp.open("wb") as fh:
+                    fh.write(data)
+                tmp.rename(d / f"{name}.json")
+            else:  # one PUT: the object appears whole or not at all (a rename would be copy + delete)
+                with (d / f"{name}.json").open("wb") as fh:
+                    fh.write(data)
+            files = sorted(
+                p.name[: -len(".json")] for p in d.iterdir() if p.name.endswith(".json") and not p.name.startswith(("_", "."))
+            )
+            manifest = Manifest("reference", rel, run_id, "reference", files=files, committed_at=_now_iso())
+            _write_json(d / MANIFEST, manifest.to_dict())
+        except Exception as err:
+            raise _write_error(self.root, rel, f"{name}.json", err, "The run's reference data is incomplete") from err
         return manifest
 
     # ---------------------------------------------------------------- readers
@@ -304,6 +324,23 @@ def _write_parquet(path: Any, table: pa.Table) -> None:
         fh.write(buf.getvalue())
 
 
+def _write_error(
+    root: Any, rel: str, fname: str, err: Exception,
+    outcome: str = "The dataset has no manifest, so nothing of it will be loaded",
+) -> RawZoneError:
+    """The error for a raw-zone file that could not be written: the file, the zone's URL and the cause."""
+    if _is_local(root) and isinstance(err, OSError):
+        hint = " (the raw zone's storage is full: free space or move HUBSPOT_SYNC_RAW_ROOT)" if err.errno == errno.ENOSPC else ""
+        cause = f"{err.strerror or err}{hint}"
+    else:  # e.g. botocore's EndpointConnectionError: the object store refused or dropped the connection
+        store = "object store" if not _is_local(root) else "raw zone's storage"
+        cause = f"the {store} could not be written ({type(err).__name__}: {' '.join(str(err).split())})"
+    return RawZoneError(
+        f"writing raw-zone file {rel}/{fname} under {root} failed: {cause}. "
+        f"{outcome}; re-run the task once the cause is fixed."
+    )
+
+
 class _DatasetWriter:
     kind = ""
 
@@ -311,10 +348,15 @@ class _DatasetWriter:
         self.zone, self.rel, self.run_id, self.name = zone, rel, run_id, name
         self.chunk_rows = max(1, chunk_rows)
         self.dir = zone._dir(rel)
-        self.dir.mkdir(parents=True, exist_ok=True)
         stale = self.dir / MANIFEST
-        if stale.exists():  # a retry of the same run: invalidate the old dataset before touching parts
-            stale.unlink()
+        try:
+            if _is_local(self.dir):  # object stores have no directories to create
+                self.dir.mkdir(parents=True, exist_ok=True)
+            if stale.exists():  # a retry of the same run: invalidate the old dataset before touching parts
+                stale.unlink()
+        except Exception as err:
+            outcome = "Nothing of this attempt was written (an earlier attempt's manifest, if any, is as it was)"
+            raise _write_error(zone.root, rel, MANIFEST, err, outcome) from err
         self.parts: list[dict[str, Any]] = []
         self.committed = False
 
@@ -322,17 +364,13 @@ class _DatasetWriter:
         fname = f"{prefix}-{seq:05d}.parquet"
         try:
             _write_parquet(self.dir / fname, table)
-        except OSError as err:
+        except Exception as err:
             raise self._write_error(fname, err) from err
         parts.append({"file": fname, "rows": table.num_rows})
         _test_block("write_part", f"{self.rel}/{fname}")
 
-    def _write_error(self, fname: str, err: OSError) -> RawZoneError:
-        hint = " (the raw zone's storage is full: free space or move HUBSPOT_SYNC_RAW_ROOT)" if err.errno == errno.ENOSPC else ""
-        return RawZoneError(
-            f"writing raw-zone file {self.rel}/{fname} under {self.zone.root} failed: {err.strerror or err}{hint}. "
-            "The dataset has no manifest, so nothing of it will be loaded; re-run the task once the cause is fixed."
-        )
+    def _write_error(self, fname: str, err: Exception) -> RawZoneError:
+        return _write_error(self.zone.root, self.rel, fname, err)
 
     def _commit(self, manifest: Manifest) -> Manifest:
         if self.committed:
@@ -341,7 +379,7 @@ class _DatasetWriter:
         manifest.committed_at = _now_iso()
         try:
             _write_json(self.dir / MANIFEST, manifest.to_dict())
-        except OSError as err:
+        except Exception as err:
             try:  # a half-written manifest must not make the dataset look complete
                 (self.dir / MANIFEST).unlink()
             except Exception:
@@ -421,7 +459,7 @@ class RecordWriter(_DatasetWriter):
             raise ValueError(f"invalid side file name {name!r}")
         try:
             _write_json(self.dir / name, obj)
-        except OSError as err:
+        except Exception as err:
             raise self._write_error(name, err) from err
         self.side_files.append(name)
 
