@@ -1,9 +1,9 @@
 # One image for the API server, scheduler, dag-processor, triggerer and workers (Celery or Kubernetes).
 #   docker build -t hubspot-finance-sync .
-#   docker build --build-arg EXTRA_PIP_PACKAGES="apache-airflow-providers-amazon[s3fs]" -t hubspot-finance-sync .
+#   (the celery and amazon providers are in requirements.txt; EXTRA_PIP_PACKAGES adds others, e.g. a secrets backend's)
 FROM apache/airflow:3.3.2-python3.12
 
-# Extra distributions for the deployment, e.g. the Amazon provider with s3fs for an s3:// raw zone.
+# Extra distributions for the deployment, e.g. the Google provider for a gs:// raw zone.
 ARG EXTRA_PIP_PACKAGES=""
 
 COPY --chown=airflow:root requirements.txt constraints.txt pyproject.toml /opt/hubspot-sync/

@@ -13,7 +13,7 @@ export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test demo sandbox sandbox-edit airflow bench constraints clean help
+.PHONY: install test demo sandbox sandbox-edit airflow cluster bench constraints clean help
 
 help:
 	@echo "make install     create .venv and install pinned packages and this project (idempotent)"
@@ -22,6 +22,7 @@ help:
 	@echo "make sandbox     start the local HubSpot sandbox on 127.0.0.1:8765"
 	@echo "make sandbox-edit ARGS='…'  change the running sandbox as a person would (alone: lists the commands)"
 	@echo "make airflow     start airflow standalone with the sandbox and connections configured"
+	@echo "make cluster     CeleryExecutor with two workers, Redis, PostgreSQL and S3 (moto) on loopback"
 	@echo "make bench       run the benchmark suite (results under benchmarks/results/)"
 	@echo "make constraints regenerate constraints.txt from requirements*.txt"
 
@@ -52,6 +53,9 @@ sandbox-edit: install
 
 airflow: install
 	$(PY) -m hubspot_devtools.devserver
+
+cluster: install
+	$(PY) -m hubspot_devtools.cluster
 
 bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)

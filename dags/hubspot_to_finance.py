@@ -48,7 +48,7 @@ RUNNING_DAGS_TEST = sys.argv[1:3] == ["dags", "test"]
 DEFAULT_ARGS = {
     "owner": "finance-data",
     "retries": 3,
-    "retry_delay": timedelta(minutes=2),
+    "retry_delay": CFG.retry_delay,
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=20),
     # Auth, scope, daily-limit, parameter and configuration errors fail at once (retrying cannot fix them).

@@ -79,6 +79,8 @@ class SyncConfig:
     alert_from: str | None = None
     alert_smtp_conn_id: str = "smtp_default"
     alert_notifier: str | None = None  # dotted path to a BaseNotifier subclass, instance or factory
+    # The first retry of a failed task waits this long, doubling up to 20 minutes.
+    retry_delay: timedelta = timedelta(minutes=2)
     # The run should be done this long after it was queued (02:00 + 4 h = 06:00 Oslo); None: no alert.
     deadline: timedelta | None = timedelta(hours=4)
     # The id sweep (permanent deletes): on the scheduled run of this weekday (account time zone), daily or never.
@@ -160,6 +162,7 @@ class SyncConfig:
             alert_smtp_conn_id=_env("ALERT_SMTP_CONN_ID", "smtp_default"),
             alert_notifier=notifier,
             deadline=deadline if deadline > timedelta(0) else None,
+            retry_delay=_minutes("RETRY_DELAY_MINUTES", 2),
             sweep_weekday=sweep,
             reconcile_associations=reconcile,
             erase_personal_data=erase,

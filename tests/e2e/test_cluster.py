@@ -1,0 +1,190 @@
+"""The production layout end to end: `make cluster` (CeleryExecutor with two workers, Redis, the
+metadata database in PostgreSQL, the raw zone and task logs on S3) runs `hubspot_to_finance` as
+triggered through the REST API.
+
+It asserts what only a distributed run shows: tasks ran on both workers; every raw-zone object is in
+the bucket and nothing landed on local disk; the finance tables equal HubSpot's truth; three extract
+tasks in parallel across two workers stay at 0 × 429 with ``shared_limits`` off; a worker killed
+with -9 in the middle of an extract is noticed, the task retried, and the run converges.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(420)]
+
+DAG_ID = "hubspot_to_finance"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, pg_dsn):
+    import shutil
+
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is missing: the cluster test needs it (apt-get install redis-server)")
+    from hubspot_devtools import cluster as cluster_module
+
+    root = tmp_path_factory.mktemp("cluster")
+    # Rate limits on (Professional): the point is 0 × 429 with three extracts on two workers.
+    with cluster_module.running_cluster(root, sandbox_args=["--contacts", "1500", "--deals", "700", "--companies", "150",
+                                                            "--recent-days", "0"]) as running:
+        running.http = requests.Session()
+        yield running
+
+
+def api(cluster, path: str, **params) -> dict:
+    r = cluster.http.get(f"{cluster.api}/api/v2{path}", params=params, timeout=30)
+    assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text[:300]}"
+    return r.json()
+
+
+def trigger(cluster, conf: dict) -> str:
+    r = cluster.http.post(f"{cluster.api}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf}, timeout=30)
+    assert r.status_code == 200, r.text[:500]
+    return r.json()["dag_run_id"]
+
+
+def wait_run(cluster, run_id: str, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = api(cluster, f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")
+        if run["state"] in ("success", "failed"):
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run['state']}"
+        time.sleep(1)
+
+
+def task_instances(cluster, run_id: str) -> dict[str, dict]:
+    body = api(cluster, f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances")
+    return {ti["task_id"]: ti for ti in body["task_instances"]}
+
+
+def bucket_keys(cluster) -> list[str]:
+    import boto3
+
+    from hubspot_devtools.cluster import BUCKET
+
+    s3 = boto3.client("s3", endpoint_url=cluster.s3, aws_access_key_id="testing", aws_secret_access_key="testing",
+                      region_name="eu-north-1")
+    keys, token = [], None
+    while True:
+        page = s3.list_objects_v2(Bucket=BUCKET, **({"ContinuationToken": token} if token else {}))
+        keys += [o["Key"] for o in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            return keys
+        token = page["NextContinuationToken"]
+
+
+def finance_tables(cluster) -> dict[str, set]:  # live rows, for quick checks
+    import psycopg
+
+    from hubspot_devtools.cluster import PG_DSN
+
+    with psycopg.connect(f"{PG_DSN}/{cluster.finance_database}") as conn:
+        return {
+            "customers": set(conn.execute("SELECT hubspot_contact_id FROM finance.customers WHERE NOT is_deleted").fetchall()),
+            "contracts": set(conn.execute("SELECT hubspot_deal_id, amount::text FROM finance.contracts WHERE NOT is_deleted").fetchall()),
+            "companies": set(conn.execute("SELECT hubspot_company_id FROM finance.companies WHERE NOT is_deleted").fetchall()),
+        }
+
+
+def one_machine_snapshot(cluster, pg_dsn: str, tmp_path) -> dict:
+    """The same sandbox synced in this process (local raw zone, its own schema): what one machine loads."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from hubspot_devtools.cluster import PG_DSN
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+    import reliability_harness as h
+
+    target = h.Target("postgres", pg_dsn, f"one_{uuid.uuid4().hex[:8]}")
+    env = h.env_for(cluster.sandbox_url, cluster.token, target, (tmp_path / "raw").as_uri(),
+                    requests_per_ten_seconds=190, search_requests_per_second=5)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        h.sync("one-machine", datetime.now(timezone.utc))
+    try:
+        one = target.snapshot()
+    finally:
+        import psycopg
+
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{target.schema}" CASCADE')
+    distributed = h.Target("postgres", f"{PG_DSN}/{cluster.finance_database}", "finance").snapshot()
+    return {"one": one, "distributed": distributed}
+
+
+def test_a_run_spreads_over_both_workers_keeps_files_in_s3_and_equals_one_machine(cluster, pg_dsn, tmp_path):
+    from hubspot_sandbox.control import SandboxControl
+
+    control = SandboxControl(cluster.sandbox_url)
+    control.reset_stats()
+    run_id = trigger(cluster, {})
+    run = wait_run(cluster, run_id)
+    tis = task_instances(cluster, run_id)
+    assert run["state"] == "success", {t: ti["state"] for t, ti in tis.items()}
+    assert {ti["hostname"] for ti in tis.values()} == {"worker-1", "worker-2"}, {t: ti["hostname"] for t, ti in tis.items()}
+
+    # 0 × 429 from HubSpot's side, with three extracts in parallel on two workers (shared_limits off, budget split).
+    stats = control.stats()
+    assert stats["statuses"].get("429", 0) == 0 and not stats["rate_limited"], stats
+    starts = sorted(ti["start_date"] for t, ti in tis.items() if t.startswith("extract_") and t != "extract_reference")
+    ends = sorted(ti["end_date"] for t, ti in tis.items() if t.startswith("extract_") and t != "extract_reference")
+    assert starts[-1] < ends[0], "the three extracts did not overlap"
+
+    # Every raw-zone object, manifests included, is in the bucket; nothing under any node's local disk.
+    keys = bucket_keys(cluster)
+    manifests = [k for k in keys if k.startswith("raw/") and k.endswith("_manifest.json")]
+    for name in ("contacts", "deals", "companies"):
+        assert any(k.startswith(f"raw/{name}/run=") for k in manifests), manifests
+    assert any(k.endswith(".parquet") for k in keys if k.startswith("raw/"))
+    local = [p for p in (cluster.root / "nodes").rglob("*") if p.suffix == ".parquet" or p.name.endswith("manifest.json")]
+    assert local == []
+    assert any(k.startswith("logs/dag_id=hubspot_to_finance/") for k in keys)  # task logs went there too
+
+    # The finance tables equal those a one-machine run of the same sandbox loads, row for row.
+    snapshots = one_machine_snapshot(cluster, pg_dsn, tmp_path)
+    for table in ("customers", "companies", "contracts", "contract_contacts", "contract_companies", "customer_companies",
+                  "rejected_records"):
+        assert snapshots["distributed"][table] == snapshots["one"][table], table
+    assert len(snapshots["distributed"]["customers"]) > 1000
+
+
+def test_a_worker_killed_mid_extract_is_retried_and_the_run_converges(cluster):
+    from hubspot_sandbox.control import SandboxControl
+
+    control = SandboxControl(cluster.sandbox_url)
+    control.modify("deals", "9000000003", {"amount": "4242.42"})
+    # Slow HubSpot down so an extract is surely mid-call when its worker dies.
+    control.add_fault(path="/crm/.*", action="delay", delay_s=0.5)
+    run_id = trigger(cluster, {"full_refresh": True})
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None:
+        tis = task_instances(cluster, run_id)
+        running = [ti for t, ti in tis.items() if t.startswith("extract_") and ti["state"] == "running" and ti["hostname"]]
+        if running:
+            victim = running[0]
+        assert time.monotonic() < deadline, {t: ti["state"] for t, ti in tis.items()}
+        time.sleep(0.3)
+    worker = cluster.processes[victim["hostname"]]
+    os.killpg(worker.pid, signal.SIGKILL)
+    control.clear_faults()
+    # The other worker takes the retry once the scheduler notices the dead one.
+    run = wait_run(cluster, run_id, timeout=300)
+    tis = task_instances(cluster, run_id)
+    assert run["state"] == "success", {t: (ti["state"], ti["try_number"]) for t, ti in tis.items()}
+    assert tis[victim["task_id"]]["try_number"] >= 2
+    tables = finance_tables(cluster)
+    assert ("9000000003", "4242.42") in tables["contracts"]
