@@ -25,7 +25,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import requests
 
@@ -58,6 +58,7 @@ class Cluster:
     s3_port: int = field(default_factory=free_port)
     sandbox_port: int = field(default_factory=free_port)
     database: str = field(default_factory=lambda: f"hubspot_cluster_{secrets.token_hex(4)}")
+    s3_endpoint: str = ""  # what the nodes use: the store itself, or something in front of it (a test's proxy)
     finance_database: str = ""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -113,7 +114,8 @@ class Cluster:
             # A worker killed with -9 stops heartbeating; notice it in seconds, not five minutes.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": os.environ.get("HUBSPOT_CLUSTER_HEARTBEAT_TIMEOUT", "30"),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", **S3_KEYS,
-                                                    "extra": {"endpoint_url": self.s3, "region_name": "eu-north-1"}}),
+                                                    "extra": {"endpoint_url": self.s3_endpoint or self.s3,
+                                                              "region_name": "eu-north-1"}}),
             "HUBSPOT_SYNC_RAW_ROOT": self.raw_root(),
             "HUBSPOT_SYNC_LAG_MARGIN_MINUTES": "0",
             "HUBSPOT_SYNC_PARALLEL_EXTRACTS": "3",
@@ -249,8 +251,12 @@ def ready(cluster: Cluster) -> bool:
 
 
 @contextmanager
-def running_cluster(root: Path, *, sandbox_args: list[str] = ()) -> Iterator[Cluster]:
-    """Start every part, yield when the API answers and the DAG is parsed; stop everything after."""
+def running_cluster(root: Path, *, sandbox_args: list[str] = (),
+                    s3_front: Callable[[int], str] | None = None) -> Iterator[Cluster]:
+    """Start every part, yield when the API answers and the DAG is parsed; stop everything after.
+
+    ``s3_front(port)`` may put something between the nodes and the store and return its URL.
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     cluster = Cluster(root)
@@ -258,6 +264,7 @@ def running_cluster(root: Path, *, sandbox_args: list[str] = ()) -> Iterator[Clu
         stack.callback(stop_all, cluster)
         say(f"1. Redis on {cluster.redis_port} (the Celery broker) and the S3 store (moto) on {cluster.s3_port}")
         start_services(cluster)
+        cluster.s3_endpoint = s3_front(cluster.s3_port) if s3_front else cluster.s3
         say(f"2. PostgreSQL databases {cluster.database} (Airflow) and {cluster.database}_finance (finance tables)")
         stack.enter_context(databases(cluster))
         url, token = stack.enter_context(sandbox_process(root, port=cluster.sandbox_port, args=list(sandbox_args)))

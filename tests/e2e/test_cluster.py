@@ -15,10 +15,9 @@ import signal
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-import requests
+from e2e_support import AirflowApi
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(420)]
 
@@ -33,39 +32,25 @@ def cluster(tmp_path_factory, pg_dsn):
         pytest.fail("redis-server is missing: the cluster test needs it (apt-get install redis-server)")
     from hubspot_devtools import cluster as cluster_module
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from s3_support import FlakyProxy
+
     root = tmp_path_factory.mktemp("cluster")
+    proxies = []
+
+    def behind_a_proxy(port: int) -> str:  # the nodes reach the store through a proxy the test can take down
+        proxies.append(FlakyProxy(port))
+        return proxies[0].endpoint
+
     # Rate limits on (Professional): the point is 0 × 429 with three extracts on two workers.
     with cluster_module.running_cluster(root, sandbox_args=["--contacts", "1500", "--deals", "700", "--companies", "150",
-                                                            "--recent-days", "0"]) as running:
-        running.http = requests.Session()
+                                                            "--recent-days", "0"], s3_front=behind_a_proxy) as running:
+        running.rest = AirflowApi(running.api)
+        running.proxy = proxies[0]
         yield running
-
-
-def api(cluster, path: str, **params) -> dict:
-    r = cluster.http.get(f"{cluster.api}/api/v2{path}", params=params, timeout=30)
-    assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text[:300]}"
-    return r.json()
-
-
-def trigger(cluster, conf: dict) -> str:
-    r = cluster.http.post(f"{cluster.api}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf}, timeout=30)
-    assert r.status_code == 200, r.text[:500]
-    return r.json()["dag_run_id"]
-
-
-def wait_run(cluster, run_id: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = api(cluster, f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")
-        if run["state"] in ("success", "failed"):
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} still {run['state']}"
-        time.sleep(1)
-
-
-def task_instances(cluster, run_id: str) -> dict[str, dict]:
-    body = api(cluster, f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances")
-    return {ti["task_id"]: ti for ti in body["task_instances"]}
+    proxies[0].close()
+    # Everything the cluster started is gone.
+    assert all(proc.poll() is not None for proc in running.processes.values()), running.processes
 
 
 def bucket_keys(cluster) -> list[str]:
@@ -130,9 +115,9 @@ def test_a_run_spreads_over_both_workers_keeps_files_in_s3_and_equals_one_machin
 
     control = SandboxControl(cluster.sandbox_url)
     control.reset_stats()
-    run_id = trigger(cluster, {})
-    run = wait_run(cluster, run_id)
-    tis = task_instances(cluster, run_id)
+    run_id = cluster.rest.trigger({})["dag_run_id"]
+    run = cluster.rest.wait_run(run_id)
+    tis = cluster.rest.task_instances(run_id)
     assert run["state"] == "success", {t: ti["state"] for t, ti in tis.items()}
     assert {ti["hostname"] for ti in tis.values()} == {"worker-1", "worker-2"}, {t: ti["hostname"] for t, ti in tis.items()}
 
@@ -168,11 +153,11 @@ def test_a_worker_killed_mid_extract_is_retried_and_the_run_converges(cluster):
     control.modify("deals", "9000000003", {"amount": "4242.42"})
     # Slow HubSpot down so an extract is surely mid-call when its worker dies.
     control.add_fault(path="/crm/.*", action="delay", delay_s=0.5)
-    run_id = trigger(cluster, {"full_refresh": True})
+    run_id = cluster.rest.trigger({"full_refresh": True})["dag_run_id"]
     deadline = time.monotonic() + 120
     victim = None
     while victim is None:
-        tis = task_instances(cluster, run_id)
+        tis = cluster.rest.task_instances(run_id)
         running = [ti for t, ti in tis.items() if t.startswith("extract_") and ti["state"] == "running" and ti["hostname"]]
         if running:
             victim = running[0]
@@ -182,9 +167,53 @@ def test_a_worker_killed_mid_extract_is_retried_and_the_run_converges(cluster):
     os.killpg(worker.pid, signal.SIGKILL)
     control.clear_faults()
     # The other worker takes the retry once the scheduler notices the dead one.
-    run = wait_run(cluster, run_id, timeout=300)
-    tis = task_instances(cluster, run_id)
+    run = cluster.rest.wait_run(run_id, timeout=300)
+    tis = cluster.rest.task_instances(run_id)
     assert run["state"] == "success", {t: (ti["state"], ti["try_number"]) for t, ti in tis.items()}
     assert tis[victim["task_id"]]["try_number"] >= 2
     tables = finance_tables(cluster)
     assert ("9000000003", "4242.42") in tables["contracts"]
+
+
+def manifests_of(cluster, object_type: str) -> list[str]:
+    return [k for k in bucket_keys(cluster) if k.startswith(f"raw/{object_type}/run=") and k.endswith("_manifest.json")]
+
+
+def test_the_object_store_gone_while_a_chunk_is_written_fails_clearly_and_the_retry_converges(cluster):
+    from hubspot_sandbox.control import SandboxControl
+
+    control = SandboxControl(cluster.sandbox_url)
+    control.modify("deals", "9000000004", {"amount": "777.77"})
+    control.add_fault(path="/crm/.*", action="delay", delay_s=0.3)  # extractions long enough to be caught
+    before = {name: len(manifests_of(cluster, name)) for name in ("contacts", "deals", "companies")}
+    run_id = cluster.rest.trigger({"full_refresh": True})["dag_run_id"]
+    wait_for = time.monotonic() + 120
+    while not any(t.startswith("extract_") and t != "extract_reference" and ti["state"] == "running"
+                  for t, ti in cluster.rest.task_instances(run_id).items()):
+        assert time.monotonic() < wait_for, "no extract started"
+        time.sleep(0.3)
+    cluster.proxy.down()
+    try:
+        # An extract that tries to write now fails; Airflow will retry it.
+        deadline = time.monotonic() + 120
+        while True:
+            tis = cluster.rest.task_instances(run_id)
+            failed = [t for t, ti in tis.items() if t.startswith("extract_") and ti["state"] in ("up_for_retry", "failed")]
+            if failed:
+                break
+            assert time.monotonic() < deadline, {t: ti["state"] for t, ti in tis.items()}
+            time.sleep(0.5)
+        victim = failed[0]
+        name = victim.removeprefix("extract_")
+        assert len(manifests_of(cluster, name)) == before[name]  # no manifest for the run that failed
+    finally:
+        cluster.proxy.up()
+        control.clear_faults()
+    # (The failed try's message — the file, the zone's URL, "the object store could not be written" —
+    # is asserted in tests/reliability/test_s3_raw_zone.py; its log here went down with the store.)
+    run = cluster.rest.wait_run(run_id, timeout=240)
+    tis = cluster.rest.task_instances(run_id)
+    assert run["state"] == "success", {t: (ti["state"], ti["try_number"]) for t, ti in tis.items()}
+    assert tis[victim]["try_number"] >= 2
+    assert len(manifests_of(cluster, name)) == before[name] + 1
+    assert ("9000000004", "777.77") in finance_tables(cluster)["contracts"]

@@ -25,10 +25,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
+from e2e_support import AirflowApi
 
 from hubspot_sandbox.testing import run_sandbox
 
@@ -123,16 +123,14 @@ class FakeSMTP(socketserver.ThreadingTCPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
-class Airflow:
-    """`airflow standalone` in its own process group, and a small REST client for it."""
+class Airflow(AirflowApi):
+    """`airflow standalone` in its own process group, and the REST client for it."""
 
     def __init__(self, root: Path, env: dict[str, str], port: int):
+        super().__init__(f"http://127.0.0.1:{port}")
         self.root, self.env, self.port = root, env, port
-        self.base = f"http://127.0.0.1:{port}"
-        self.api = f"{self.base}/api/v2"
         self.log_path = root / "standalone.log"
         self.proc: subprocess.Popen | None = None
-        self.http = requests.Session()
 
     def start(self, timeout: float = 150) -> None:
         self._log = self.log_path.open("w")
@@ -181,20 +179,7 @@ class Airflow:
             pass
         self._log.close()
 
-    # -- REST ------------------------------------------------------------------------------
-    def get(self, path: str, **params) -> dict:
-        r = self.http.get(f"{self.api}{path}", params=params, timeout=30)
-        assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text[:500]}"
-        return r.json()
-
-    def trigger(self, conf: dict) -> dict:
-        r = self.http.post(f"{self.api}/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf}, timeout=30)
-        assert r.status_code == 200, f"trigger: {r.status_code} {r.text[:1000]}"
-        return r.json()
-
-    def run_path(self, run_id: str) -> str:
-        return f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
-
+    # -- REST (beyond AirflowApi) ------------------------------------------------------------
     def wait(self, run_id: str, timeout: float = 150) -> dict:
         deadline = time.monotonic() + timeout
         while True:
@@ -205,9 +190,6 @@ class Airflow:
                 raise AssertionError(f"run {run_id} still {run['state']} after {timeout} s:\n{self.tail()}")
             time.sleep(1)
 
-    def task_instances(self, run_id: str) -> dict[str, dict]:
-        body = self.get(f"{self.run_path(run_id)}/taskInstances")
-        return {ti["task_id"]: ti for ti in body["task_instances"]}
 
     def log(self, run_id: str, task_id: str, try_number: int) -> str:
         r = self.http.get(

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
+from e2e_support import AirflowApi
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -54,14 +54,13 @@ def wait_for(predicate, timeout: float = 30, what: str = "condition", every: flo
     return result
 
 
-class MakeAirflow:
+class MakeAirflow(AirflowApi):
     """``python -m hubspot_devtools.devserver`` (what `make airflow` runs) in a work dir of its own."""
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.port, self.sandbox_port = free_port(), free_port()
-        self.base = f"http://localhost:{self.port}"
-        self.api = f"{self.base}/api/v2"
+        super().__init__(f"http://localhost:{self.port}")
         self.out = workdir / "make-airflow.out"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HUBSPOT_SYNC_"))}
         # A connection from an environment variable, next to the ones make airflow stores: same sandbox.
@@ -73,7 +72,6 @@ class MakeAirflow:
         self.env.update({"PYTHONUNBUFFERED": "1", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                          "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                          "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5"})
-        self.http = requests.Session()
 
     def start(self) -> None:
         self._out = self.out.open("w")
@@ -100,28 +98,8 @@ class MakeAirflow:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._out.close()
 
-    def get(self, path: str, **params) -> dict:
-        r = self.http.get(f"{self.api}{path}", params=params, timeout=30)
-        assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text[:300]}"
-        return r.json()
-
     def runs(self) -> list[dict]:
         return self.get(f"/dags/{DAG_ID}/dagRuns", order_by="run_after")["dag_runs"]
-
-    def wait_run(self, run_id: str, timeout: float = 180) -> dict:
-        path = f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
-        return wait_for(lambda: (r := self.get(path))["state"] in ("success", "failed") and r, timeout=timeout,
-                        what=f"run {run_id}", every=1)
-
-    def trigger(self, conf: dict) -> str:
-        r = self.http.post(f"{self.api}/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf}, timeout=30)
-        assert r.status_code == 200, r.text[:500]
-        return r.json()["dag_run_id"]
-
-    def set_slots(self, slots: int) -> None:
-        r = self.http.patch(f"{self.api}/pools/default_pool", params={"update_mask": "slots"},
-                            json={"name": "default_pool", "slots": slots}, timeout=30)
-        assert r.status_code == 200, r.text
 
     def run_url(self, run_id: str, task_id: str | None = None) -> str:
         url = f"{self.base}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
@@ -214,7 +192,7 @@ def test_trigger_form_and_the_first_manual_run_on_a_fresh_install(ui, page):
     runs = ui.runs()
     assert [(r["run_type"], r["conf"].get("start")) for r in runs] == [("manual", week_ago)], runs
     assert ui.first_run["state"] == "success"
-    summary = ui.get(f"/dags/{DAG_ID}/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances/load/xcomEntries/return_value")["value"]
+    summary = ui.get(ui.run_path(run['dag_run_id']) + "/taskInstances/load/xcomEntries/return_value")["value"]
     summary = json.loads(summary) if isinstance(summary, str) else summary
     # The sandbox has two weeks of people's edits: the last week is not empty.
     assert all(summary["objects"][o]["inserted"] > 0 for o in ("contacts", "deals", "companies")), summary["objects"]
@@ -222,7 +200,7 @@ def test_trigger_form_and_the_first_manual_run_on_a_fresh_install(ui, page):
 
 def test_the_run_summary_is_one_table_at_the_top_of_the_load_log_and_one_xcom(ui, page):
     run_id = ui.first_run["dag_run_id"]
-    xcoms = ui.get(f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/load/xcomEntries")["xcom_entries"]
+    xcoms = ui.get(ui.run_path(run_id) + "/taskInstances/load/xcomEntries")["xcom_entries"]
     assert [x["key"] for x in xcoms] == ["return_value"]
     page.goto(ui.run_url(run_id, "load"), wait_until="networkidle")
     header = page.get_by_text(f"HubSpot sync {run_id}: success, range run, loaded in one transaction")
@@ -236,7 +214,7 @@ def test_the_run_summary_is_one_table_at_the_top_of_the_load_log_and_one_xcom(ui
 
 
 def test_a_failed_run_shows_the_cause_and_the_fix_first(ui, page):
-    run_id = ui.failed_run_id = ui.trigger({"start": "1 nov"})
+    run_id = ui.failed_run_id = ui.trigger({"start": "1 nov"})["dag_run_id"]
     assert ui.wait_run(run_id)["state"] == "failed"
     page.goto(ui.run_url(run_id, "plan"), wait_until="networkidle")
     cause = page.get_by_text("Invalid trigger parameters: start='1 nov' is not a date")
@@ -263,9 +241,9 @@ def test_a_run_still_running_at_its_deadline_is_held_here(ui):
                            "set-amount", str(ui.deal_id), "125000.50"], capture_output=True, text=True, env=ui.env)
     assert edit.returncode == 0, edit.stdout + edit.stderr
     assert "125000.50" in edit.stdout
-    ui.set_slots(0)
-    ui.held_run_id = ui.trigger({})
-    assert ui.get(f"/dags/{DAG_ID}/dagRuns/{quote(ui.held_run_id, safe='')}")["state"] in ("queued", "running")
+    ui.set_default_pool_slots(0)
+    ui.held_run_id = ui.trigger({})["dag_run_id"]
+    assert ui.get(ui.run_path(ui.held_run_id))["state"] in ("queued", "running")
 
 
 def test_the_connection_test_button_is_green_for_connections_made_every_way(ui, page):
@@ -327,13 +305,13 @@ def test_the_deadline_alert_fires_for_the_running_run_and_stays_silent_for_the_f
     try:
         wait_for(lambda: f"HUBSPOT SYNC LATE: run {ui.held_run_id}" in log.read_text(errors="replace"), timeout=150,
                  what="the late alert of the running run", every=1)
-        assert ui.get(f"/dags/{DAG_ID}/dagRuns/{quote(ui.held_run_id, safe='')}")["state"] in ("queued", "running")
+        assert ui.get(ui.run_path(ui.held_run_id))["state"] in ("queued", "running")
         # The failed run's deadline passed before: the triggerer ran its callback, which said nothing.
         text = log.read_text(errors="replace")
         assert f"run {ui.failed_run_id} already ended (failed)" in text
         assert f"HUBSPOT SYNC LATE: run {ui.failed_run_id}" not in text
     finally:
-        ui.set_slots(128)
+        ui.set_default_pool_slots(128)
     assert ui.wait_run(ui.held_run_id)["state"] == "success"
 
 
