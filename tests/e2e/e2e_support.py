@@ -49,8 +49,12 @@ class AirflowApi:
             run = self.get(self.run_path(run_id))
             if run["state"] in ("success", "failed"):
                 return run
-            assert time.monotonic() < deadline, f"run {run_id} still {run['state']} after {timeout} s"
+            assert time.monotonic() < deadline, f"run {run_id} still {run['state']} after {timeout} s\n{self.diagnostics()}"
             time.sleep(1)
+
+    def diagnostics(self) -> str:
+        """What to show when a wait times out (a subclass adds its log's tail)."""
+        return ""
 
     def task_instances(self, run_id: str) -> dict[str, dict]:
         return {ti["task_id"]: ti for ti in self.get(f"{self.run_path(run_id)}/taskInstances")["task_instances"]}

@@ -180,16 +180,8 @@ class Airflow(AirflowApi):
         self._log.close()
 
     # -- REST (beyond AirflowApi) ------------------------------------------------------------
-    def wait(self, run_id: str, timeout: float = 150) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.get(self.run_path(run_id))
-            if run["state"] in ("success", "failed"):
-                return run
-            if time.monotonic() > deadline:
-                raise AssertionError(f"run {run_id} still {run['state']} after {timeout} s:\n{self.tail()}")
-            time.sleep(1)
-
+    def diagnostics(self) -> str:
+        return self.tail()
 
     def log(self, run_id: str, task_id: str, try_number: int) -> str:
         r = self.http.get(
@@ -321,7 +313,7 @@ def test_manual_run_without_logical_date_succeeds_and_reports_its_summary(airflo
     started = time.monotonic()
     run = airflow.trigger({"dry_run": False})
     assert run["logical_date"] is None
-    run = airflow.wait(run["dag_run_id"])
+    run = airflow.wait_run(run["dag_run_id"])
     tis = airflow.task_instances(run["dag_run_id"])
     assert run["state"] == "success", {t: ti["state"] for t, ti in tis.items()}
     assert all(ti["state"] == "success" for ti in tis.values())
@@ -386,11 +378,11 @@ def test_asset_events_wake_only_the_consumers_of_tables_a_run_loaded(airflow):
     wait_for(lambda: len(runs_of(airflow, "after_contracts")) == 1 and len(runs_of(airflow, "after_customers")) == 1,
              timeout=60, what="the consumers of the first full run")
 
-    dry = airflow.wait(airflow.trigger({"objects": ["deals"], "dry_run": True})["dag_run_id"])
+    dry = airflow.wait_run(airflow.trigger({"objects": ["deals"], "dry_run": True})["dag_run_id"])
     assert dry["state"] == "success"
     assert events_of(airflow, dry["dag_run_id"]) == {}  # a dry run publishes nothing
 
-    deals = airflow.wait(airflow.trigger({"objects": ["deals"]})["dag_run_id"])
+    deals = airflow.wait_run(airflow.trigger({"objects": ["deals"]})["dag_run_id"])
     assert deals["state"] == "success"
     events = events_of(airflow, deals["dag_run_id"])
     assert set(events) == {"finance://finance_db/contracts"}  # deals only: contracts only
@@ -404,7 +396,7 @@ def test_asset_events_wake_only_the_consumers_of_tables_a_run_loaded(airflow):
 def test_invalid_parameters_fail_plan_at_once_with_the_reason(airflow, smtp):
     before = len(smtp.messages)
     run = airflow.trigger({"start": "2026-11-02", "end": "2026-11-01"})
-    run = airflow.wait(run["dag_run_id"])
+    run = airflow.wait_run(run["dag_run_id"])
     assert run["state"] == "failed"
     tis = airflow.task_instances(run["dag_run_id"])
     assert tis["plan"]["state"] == "failed" and tis["plan"]["try_number"] == 1  # no retry
@@ -424,7 +416,7 @@ def test_revoked_token_fails_without_retries_and_names_the_fix(airflow, sandbox,
     before = len(smtp.messages)
     sandbox.control.revoke_token()
     run = airflow.trigger({})
-    run = airflow.wait(run["dag_run_id"])
+    run = airflow.wait_run(run["dag_run_id"])
     assert run["state"] == "failed"
     tis = airflow.task_instances(run["dag_run_id"])
     failed = [t for t, ti in tis.items() if ti["state"] == "failed"]
