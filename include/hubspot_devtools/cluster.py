@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import requests
+from cryptography.fernet import Fernet
 
 from hubspot_devtools.local import BIN, REPO, free_port, sandbox_process
 
@@ -61,6 +62,9 @@ class Cluster:
     s3_endpoint: str = ""  # what the nodes use: the store itself, or something in front of it (a test's proxy)
     finance_database: str = ""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # One JWT secret and one Fernet key for every node (each home would otherwise make its own).
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(64))
+    fernet_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
 
     @property
     def api(self) -> str:
@@ -101,7 +105,6 @@ class Cluster:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{self.api_port}",
-            # One JWT secret and one Fernet key for every node (each home would otherwise make its own).
             "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
             "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -123,9 +126,6 @@ class Cluster:
             "HUBSPOT_SYNC_START_DATE": time.strftime("%Y-%m-%d"),
         })
         return env
-
-    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(64))
-    fernet_key: str = field(default_factory=lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
 
 
 def wait_until(predicate, timeout: float, what: str, procs: dict[str, subprocess.Popen] | None = None) -> None:
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shutil.rmtree(args.workdir, ignore_errors=True)
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
     try:
         with running_cluster(args.workdir) as cluster:
             say(f"Ready in {time.monotonic() - started:.0f} s.")
@@ -301,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("Stopping the cluster ...")
         return 130
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
