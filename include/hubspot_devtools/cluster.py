@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 import requests
 from cryptography.fernet import Fernet
 
-from hubspot_devtools.local import BIN, REPO, free_port, sandbox_process
+from hubspot_devtools.local import BIN, REPO, free_port, interrupt, sandbox_process, say
 
 DAG_ID = "hubspot_to_finance"
 BUCKET = "hubspot-sync"
@@ -44,9 +44,6 @@ def node_name() -> str:
     """``[core] hostname_callable``: each process says which machine of the cluster it plays."""
     return os.environ.get("HUBSPOT_CLUSTER_NODE") or socket.getfqdn()
 
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 @dataclass
@@ -283,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shutil.rmtree(args.workdir, ignore_errors=True)
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` stops it as Ctrl-C does
     try:
         with running_cluster(args.workdir) as cluster:
             say(f"Ready in {time.monotonic() - started:.0f} s.")
@@ -302,9 +299,6 @@ def main(argv: list[str] | None = None) -> int:
         say("Stopping the cluster ...")
         return 130
 
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

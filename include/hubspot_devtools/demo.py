@@ -16,13 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from hubspot_devtools.local import REPO, airflow, airflow_env, connection_env, sandbox_process
+from hubspot_devtools.local import REPO, airflow, airflow_env, connection_env, sandbox_process, say
 
 WORK = REPO / "var" / "demo"
 
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
 
 
 def table(rows: list[tuple], headers: list[str]) -> None:

@@ -22,15 +22,12 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from hubspot_devtools.local import REPO, airflow, airflow_env, sandbox_process
+from hubspot_devtools.local import REPO, airflow, airflow_env, interrupt, sandbox_process, say
 
 WORK = REPO / "var" / "airflow"
 DAG_ID = "hubspot_to_finance"
 READY_TIMEOUT_S = 240
 
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 def persistent_secret(path: Path) -> str:
@@ -142,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                 [str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, start_new_session=True,
                 stdout=out, stderr=subprocess.STDOUT,
             )
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, _interrupt)  # also when started in the background
+        signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, interrupt)  # also when started in the background
         try:
             wait_until_ready(proc, f"http://127.0.0.1:{args.port}", airflow_log)
             say(f"Ready in {time.monotonic() - started:.0f} s.")
@@ -162,9 +159,6 @@ def main(argv: list[str] | None = None) -> int:
             stop_group(proc)
             return 1
 
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 20) -> int:

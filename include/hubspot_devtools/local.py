@@ -19,6 +19,16 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+def say(text: str = "") -> None:
+    """One line for the person at the terminal, shown at once (output may be piped)."""
+    print(text, flush=True)
+
+
+def interrupt(signum, frame):
+    """A signal handler: SIGTERM stops a local tool the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from e2e_support import AirflowApi
 
+from hubspot_devtools.local import free_port
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,13 +38,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 SHOTS = REPO / "docs" / "screenshots" if os.environ.get("HUBSPOT_SYNC_SCREENSHOTS") == "docs" else REPO / "var" / "screenshots"
 READY_BUDGET_S = 90
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float = 30, what: str = "condition", every: float = 0.5):
