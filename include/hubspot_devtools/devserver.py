@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -75,13 +76,38 @@ def configure(env: dict[str, str], sandbox_url: str, token: str, db_path: Path, 
         definitions.unlink(missing_ok=True)
 
 
-def wait_until_ready(proc: subprocess.Popen, base: str, log: Path, timeout: float = READY_TIMEOUT_S) -> None:
+class PortTakenError(RuntimeError):
+    """A port make airflow needs is used by another program; the message says which and how to pick another."""
+
+
+def check_port_free(port: int, what: str, setting: str) -> None:
+    """Fail at once, naming the port, rather than wait minutes for a server that cannot bind it."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortTakenError(f"port {port} ({what}) is used by another program: stop it, or pick another "
+                                 f"port, e.g. {setting}={port + 1} make airflow") from None
+
+
+def port_taken_in(log: Path, offset: int) -> bool:
+    """Whether Airflow's output since ``offset`` says a server could not bind its port."""
+    with log.open("rb") as fh:
+        fh.seek(offset)
+        return b"address already in use" in fh.read().lower()
+
+
+def wait_until_ready(proc: subprocess.Popen, base: str, log: Path, timeout: float = READY_TIMEOUT_S,
+                     log_offset: int = 0) -> None:
     """Until the health check reports every component healthy and the DAG is parsed (or fail with the log)."""
     deadline = time.monotonic() + timeout
     seen: set[str] = set()
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"airflow standalone exited with {proc.returncode}; see {log}")
+        if port_taken_in(log, log_offset):
+            raise PortTakenError(f"another program took a port Airflow needs while it started (address already "
+                                 f"in use in {log}); start make airflow again, or pick another AIRFLOW_PORT")
         try:
             health = requests.get(f"{base}/api/v2/monitor/health", timeout=3).json()
             healthy = {name for name, part in health.items() if isinstance(part, dict) and part.get("status") == "healthy"}
@@ -127,12 +153,19 @@ def main(argv: list[str] | None = None) -> int:
         HUBSPOT_SYNC_LAG_MARGIN_MINUTES=os.environ.get("HUBSPOT_SYNC_LAG_MARGIN_MINUTES", "0"),
         HUBSPOT_SYNC_START_DATE=os.environ.get("HUBSPOT_SYNC_START_DATE") or install_day(work / "installed-on", timezone),
     )
+    try:
+        check_port_free(args.port, "the Airflow UI", "AIRFLOW_PORT")
+        check_port_free(args.sandbox_port, "the HubSpot sandbox", "SANDBOX_PORT")
+    except PortTakenError as err:
+        say(f"make airflow failed: {err}")
+        return 1
     say(f"1. starting the HubSpot sandbox on port {args.sandbox_port} (with two weeks of recent edits)")
     with sandbox_process(work, port=args.sandbox_port) as (url, token):
         say("2. preparing Airflow's database and the connections hubspot_default and finance_db")
         configure(env, url, token, db_path, setup_log)
         say(f"3. starting Airflow (scheduler, API server, dag-processor, triggerer; {executor_slots()} task slots); "
             f"its output goes to {_shown(airflow_log)}")
+        log_offset = airflow_log.stat().st_size if airflow_log.exists() else 0
         with airflow_log.open("a") as out:
             # Its own process group, so stopping it also stops the scheduler, API server, workers ...
             proc = subprocess.Popen(
@@ -142,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, interrupt)
         signal.signal(signal.SIGINT, interrupt)  # also when started in the background
         try:
-            wait_until_ready(proc, f"http://127.0.0.1:{args.port}", airflow_log)
+            wait_until_ready(proc, f"http://127.0.0.1:{args.port}", airflow_log, log_offset=log_offset)
             say(f"Ready in {time.monotonic() - started:.0f} s.")
             say(f"  Airflow UI:      http://localhost:{args.port}  (no login: local all-admins mode)")
             say(f"  HubSpot sandbox: {url}  (change it: make sandbox-edit)")

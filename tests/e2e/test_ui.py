@@ -37,6 +37,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 SHOTS = REPO / "docs" / "screenshots" if os.environ.get("HUBSPOT_SYNC_SCREENSHOTS") == "docs" else REPO / "var" / "screenshots"
 READY_BUDGET_S = 90
+PORT_TAKEN = "used by another program"  # make airflow's words for a port it cannot have
+START_LIMIT_S = 420  # make airflow gives up by itself after its 240 s readiness limit plus set-up
 
 
 
@@ -54,21 +56,37 @@ class MakeAirflow(AirflowApi):
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.port, self.sandbox_port = free_port(), free_port()
-        super().__init__(f"http://localhost:{self.port}")
         self.out = workdir / "make-airflow.out"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HUBSPOT_SYNC_"))}
-        # A connection from an environment variable, next to the ones make airflow stores: same sandbox.
         self.token = f"pat-eu1-{uuid.uuid4()}"
         self.env["HUBSPOT_SANDBOX_TOKEN"] = self.token
+        self.env["HUBSPOT_SYNC_DEADLINE_MINUTES"] = "1"
+        self.env.update({"PYTHONUNBUFFERED": "1", "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5"})
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        self.port, self.sandbox_port = free_port(), free_port()
+        AirflowApi.__init__(self, f"http://localhost:{self.port}")
+        # A connection from an environment variable, next to the ones make airflow stores: same sandbox.
         self.env["AIRFLOW_CONN_HUBSPOT_ENV"] = json.dumps(
             {"conn_type": "hubspot", "host": f"http://127.0.0.1:{self.sandbox_port}", "password": self.token})
-        self.env["HUBSPOT_SYNC_DEADLINE_MINUTES"] = "1"
-        self.env.update({"PYTHONUNBUFFERED": "1", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-                         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5"})
+        self.env.update({"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())})
 
     def start(self) -> None:
+        """Start make airflow; once more on fresh ports if the other test stream took one of ours meanwhile."""
+        self._start()
+        if self.proc.poll() is not None and PORT_TAKEN in self.output():
+            print(f"make airflow lost a port to another test process; starting again:\n{self.diagnostics()}")
+            self._out.close()
+            self._pick_ports()
+            self._start()
+        assert self.proc.poll() is None, self.diagnostics()
+        self.ready_seconds = time.monotonic() - self.started
+        self.sandbox_url = re.search(r"HubSpot sandbox: (\S+)", self.output()).group(1)
+        self.airflow_env = {**self.env, "AIRFLOW_HOME": str(self.workdir / "home")}
+
+    def _start(self) -> None:
         self._out = self.out.open("w")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -76,14 +94,27 @@ class MakeAirflow(AirflowApi):
              "--sandbox-port", str(self.sandbox_port), "--workdir", str(self.workdir)],
             env=self.env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        wait_for(lambda: "Ready in" in self.output() or self.proc.poll() is not None, timeout=240, what="make airflow")
-        assert self.proc.poll() is None, self.output()
-        self.ready_seconds = time.monotonic() - self.started
-        self.sandbox_url = re.search(r"HubSpot sandbox: (\S+)", self.output()).group(1)
-        self.airflow_env = {**self.env, "AIRFLOW_HOME": str(self.workdir / "home")}
+        try:
+            # Longer than make airflow's own readiness limit, so its own diagnosis is what a failure shows.
+            wait_for(lambda: "Ready in" in self.output() or self.proc.poll() is not None, timeout=START_LIMIT_S,
+                     what="make airflow")
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{self.diagnostics()}") from None
 
     def output(self) -> str:
         return self.out.read_text(errors="replace")
+
+    def diagnostics(self, lines: int = 60) -> str:
+        """What make airflow printed, and the end of Airflow's own logs: why it is not ready."""
+        parts = [f"--- make airflow ({time.monotonic() - self.started:.0f} s):\n{self.output()}"]
+        for name in ("setup.log", "airflow.log"):
+            path = self.workdir / name
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- last {len(tail)} lines of {name}:\n" + "\n".join(tail))
+        load = os.getloadavg()
+        parts.append(f"--- load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
+        return "\n".join(parts)
 
     def stop(self) -> None:
         try:
