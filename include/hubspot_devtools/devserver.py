@@ -27,7 +27,7 @@ from hubspot_devtools.local import REPO, airflow, airflow_env, interrupt, sandbo
 
 WORK = REPO / "var" / "airflow"
 DAG_ID = "hubspot_to_finance"
-READY_TIMEOUT_S = 240
+READY_TIMEOUT_S = 600  # a busy or slow machine: waiting beats failing (about 30 s when idle)
 
 
 
@@ -100,7 +100,8 @@ def port_taken_in(log: Path, offset: int) -> bool:
 def wait_until_ready(proc: subprocess.Popen, base: str, log: Path, timeout: float = READY_TIMEOUT_S,
                      log_offset: int = 0) -> None:
     """Until the health check reports every component healthy and the DAG is parsed (or fail with the log)."""
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     seen: set[str] = set()
     while True:
         if proc.poll() is not None:
@@ -112,7 +113,7 @@ def wait_until_ready(proc: subprocess.Popen, base: str, log: Path, timeout: floa
             health = requests.get(f"{base}/api/v2/monitor/health", timeout=3).json()
             healthy = {name for name, part in health.items() if isinstance(part, dict) and part.get("status") == "healthy"}
             for name in sorted(healthy - seen):
-                say(f"   {name.replace('_', ' ')}: healthy")
+                say(f"   {name.replace('_', ' ')}: healthy (after {time.monotonic() - started:.0f} s)")
             seen |= healthy
             if healthy >= {"metadatabase", "scheduler", "triggerer", "dag_processor"} and \
                     requests.get(f"{base}/api/v2/dags/{DAG_ID}", timeout=3).status_code == 200:
