@@ -92,9 +92,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(v[:w].ljust(w) for v, w in zip(c, widths)))
 
 
-def timed_load(plan: Any, target: str, schema: str) -> tuple[float, Any]:
-    """Run our load of ``plan`` into a fresh ``schema`` (PostgreSQL DSN) or file (SQLite path); (seconds, summary)."""
-    from hubspot_finance.load import load_run
+def timed_load(zone: Any, run_id: str, target: str, schema: str, **plan_kw: Any) -> tuple[float, Any]:
+    """Transform then load run ``run_id`` of ``zone`` into a fresh ``schema`` (PostgreSQL DSN) or file (SQLite path);
+    (seconds, summary). The DAG runs the two as separate tasks; here they run back to back."""
+    from hubspot_finance.load import LoadConfig
+    from hubspot_finance.transform_step import transform_and_load
 
     if target.startswith("postgresql"):
         import psycopg
@@ -109,7 +111,7 @@ def timed_load(plan: Any, target: str, schema: str) -> tuple[float, Any]:
         conn = sqlite3.connect(target)
     started = time.perf_counter()
     try:
-        summary = load_run(conn, plan)
+        summary = transform_and_load(conn, zone, run_id, config=LoadConfig(schema=schema), **plan_kw)
     finally:
         conn.close()
     return time.perf_counter() - started, summary

@@ -100,11 +100,9 @@ def _ceiling(general_calls: int, search_calls: int) -> float:
 
 def _load_full(raw_uri: str, run_id: str, target: str) -> float:
     """Our transform + load of the full extraction (the second half of a full sync)."""
-    from hubspot_finance.load import LoadConfig, LoadPlan
     from hubspot_finance.rawzone import RawZone
 
-    plan = LoadPlan.from_zone(RawZone(raw_uri), run_id, config=LoadConfig(schema="bench_sync"))
-    return timed_load(plan, target, "bench_sync")[0]
+    return timed_load(RawZone(raw_uri), run_id, target, "bench_sync")[0]
 
 
 def _diy(url: str, token: str, target: str, control: Any) -> dict[str, Any]:

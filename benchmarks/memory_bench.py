@@ -33,12 +33,10 @@ def _extract_contacts(raw_uri: str) -> dict[str, Any]:
 
 
 def _load(raw_uri: str, target: str) -> dict[str, Any]:
-    from hubspot_finance.load import LoadConfig, LoadPlan
     from hubspot_finance.rawzone import RawZone
 
-    plan = LoadPlan.from_zone(RawZone(raw_uri), "mem", object_types=["contacts"], associations=[("contacts", "companies")],
-                              config=LoadConfig(schema="bench_memory"))
-    seconds, summary = timed_load(plan, target, "bench_memory")
+    seconds, summary = timed_load(RawZone(raw_uri), "mem", target, "bench_memory", object_types=["contacts"],
+                                  associations=[("contacts", "companies")])
     return {"loaded": summary.objects["contacts"].loaded, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}
 
 

@@ -35,21 +35,26 @@ PARTS = ["extract", "load", "memory", "repair"]
 
 def load_rows(result: dict) -> list[dict]:
     """The load benchmark's result as table rows (its own dict keeps every detail in the JSON)."""
-    pg, ratios, met = result["postgres"], result["ratios"], result["met"]
+    pg, ratios, met, targets = result["postgres"], result["ratios"], result["met"], result["targets"]
     copy = pg["copy"]
+    transform = result.get("transform", {}).get("bench_initial")
     rows = [
         {"measure": f"PostgreSQL: plain COPY of the same {copy['rows']:,} rows into empty unlogged tables",
          "value": f"{copy['seconds']:.1f} s", "reference": f"{copy['rows_per_s']:,} rows/s"},
-        {"measure": f"PostgreSQL: our transform + load, empty tables ({result['contacts']:,} contacts + {result['deals']:,} deals)",
+        *([{"measure": f"transform task (raw → staged Parquet, {result['contacts']:,} contacts + {result['deals']:,} deals)",
+            "value": f"{transform['seconds']:.1f} s", "reference": f"peak RSS {transform['peak_rss_mib']:.0f} MiB"}]
+          if transform else []),
+        {"measure": f"PostgreSQL: our load of the staged rows, empty tables ({result['contacts']:,} contacts + {result['deals']:,} deals)",
          "value": f"{pg['load_initial']['seconds']:.1f} s", "reference": f"COPY {copy['seconds']:.1f} s",
-         "ratio": ratios["load_vs_copy"], "target": "≤ 2.5", "met": met["load_vs_copy"]},
+         "ratio": ratios["load_vs_copy"], "target": targets["load_vs_copy"], "met": met["load_vs_copy"]},
         {"measure": "PostgreSQL: our upsert where 20% changed", "value": f"{pg['load_upsert']['seconds']:.1f} s",
-         "reference": f"COPY {copy['seconds']:.1f} s", "ratio": ratios["upsert_vs_copy"], "target": "≤ 2.5",
+         "reference": f"COPY {copy['seconds']:.1f} s", "ratio": ratios["upsert_vs_copy"], "target": targets["upsert_vs_copy"],
          "met": met["upsert_vs_copy"]},
         {"measure": f"PostgreSQL: DataFrame.to_sql ({pg['to_sql']['rows']:,}-row sample, scaled) ÷ our load",
          "value": f"{pg['to_sql']['scaled_seconds']:.1f} s", "reference": f"ours {pg['load_initial']['seconds']:.1f} s",
-         "ratio": ratios["to_sql_vs_load"], "target": "≥ 5", "met": met["to_sql_vs_load"]},
-        {"measure": "load peak RSS", "value": f"{result['peak_rss_mib']:.0f} MiB", "target": "≤ 1536 MiB",
+         "ratio": ratios["to_sql_vs_load"], "target": targets["to_sql_vs_load"], "met": met["to_sql_vs_load"]},
+        {"measure": "peak RSS per task (transform, load)", "value": f"{result['peak_rss_mib']:.0f} MiB",
+         "target": f"{targets['peak_rss_mib']} MiB",
          "met": met["peak_rss_mib"]},
     ]
     lite = result.get("sqlite")

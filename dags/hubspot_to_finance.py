@@ -9,7 +9,8 @@ HubSpot. Runs nightly (02:00 Europe/Oslo by default) and whenever someone trigge
 | `plan` | trigger parameters, watermarks in `sync_state` | the windows to read (XCom) | a parameter is wrong: the message says which; fix and trigger again |
 | `extract_reference` | HubSpot properties, pipelines, account | raw zone `reference/` | token or scope problem: the message names the fix |
 | `extract_contacts` / `_deals` / `_companies` | HubSpot records changed in the window, archived records, the associations of every live deal and contact, rejected records again; on sweep runs every id | raw zone Parquet + manifest | retried with backoff; a daily-limit stop says when the budget resets |
-| `load` | the run's manifests | finance tables, `sync_runs`, `sync_state` in **one** transaction; the run summary (a table in the log, XCom `return_value`) and an asset event per table it loaded (`finance://finance_db/customers`, `…/companies`, `…/contracts`; none on a dry run) | nothing is half-loaded; the watermark did not move; re-run |
+| `transform_contacts` / `_deals` / `_companies` | the object's raw Parquet and the reference data | raw zone `staged/`: typed, validated rows (one per id, money exact, times UTC), rejects, merges + manifest (XCom: paths and counts) | a re-run rewrites the staged data; nothing was loaded |
+| `load` | the run's staged manifests (and the raw ones: windows, watermarks) | finance tables, `sync_runs`, `sync_state` in **one** transaction; the run summary (a table in the log, XCom `return_value`) and an asset event per table it loaded (`finance://finance_db/customers`, `…/companies`, `…/contracts`; none on a dry run) | nothing is half-loaded; the watermark did not move; re-run |
 
 **Retries**: network and HubSpot hiccups are retried with exponential backoff (2 → 20 min). Errors a
 retry cannot fix fail at once: a rejected token (rotate it, update the connection `hubspot_default`),
@@ -155,7 +156,7 @@ def hubspot_to_finance():
     reference = extract_reference()
     planned >> reference
 
-    manifests = {}
+    manifests, staged = {}, {}
     for object_type in OBJECT_TYPES:
 
         @task(
@@ -173,19 +174,33 @@ def hubspot_to_finance():
 
         manifests[object_type] = extract(planned, reference)
 
+        @task(
+            **ONE_XCOM,
+            task_id=f"transform_{object_type}",
+            doc_md=f"Turns the run's raw {object_type} Parquet into typed, validated rows with pandas and Arrow "
+            "(one row per id: the newest version wins; money as exact decimals, times in UTC) under `staged/` in the "
+            "raw zone, with the rejected records and their reasons, the merges and the warnings; its manifest is "
+            "written last. Log: rows in and out, rejects, warnings. Runs on any worker; a retry rewrites the "
+            "staged data, and nothing is loaded until `load` runs.",
+        )
+        def transform(manifest: dict | None, object_type: str = object_type) -> dict | None:
+            return pipeline.transform_object(CFG, manifest, object_type, get_current_context()["run_id"])
+
+        staged[object_type] = transform(manifests[object_type])
+
     @task(
         **ONE_XCOM,
         outlets=[assets.tables_alias()],
-        doc_md="Transforms the run's Parquet with pandas and loads every table, the run log (`sync_runs`) "
+        doc_md="Loads the transform tasks' staged rows (Arrow → COPY on PostgreSQL) into every table, the run log (`sync_runs`) "
         "and the watermarks in one transaction (serialized against any other load; a watermark never "
         "moves backwards). Returns the run summary (XCom `return_value`: counts per object, windows, "
         "watermarks, reject warnings), logs it as a table, and publishes an asset event (with that table's counts) for each table it loaded; none on a dry run. Rejects above "
         "`HUBSPOT_SYNC_REJECT_THRESHOLD` warn or fail (`HUBSPOT_SYNC_REJECT_ACTION`).",
     )
-    def load(plan: dict, reference: dict, manifests: dict) -> dict:
-        return pipeline.load_for_context(CFG, plan, reference, manifests, get_current_context())
+    def load(plan: dict, reference: dict, manifests: dict, staged: dict) -> dict:
+        return pipeline.load_for_context(CFG, plan, reference, manifests, get_current_context(), staged)
 
-    load(planned, reference, manifests)
+    load(planned, reference, manifests, staged)
 
 
 hubspot_to_finance()

@@ -294,6 +294,33 @@ def plan_for_context(cfg: SyncConfig, params: dict[str, Any], dag_run: Any, cont
         return share_budget(cfg, plan, hubspot_hook(cfg)).to_xcom()
 
 
+def load_config(cfg: SyncConfig, *, dry_run: bool = False):
+    """The transform and load settings from the sync's settings (one place for both tasks)."""
+    from hubspot_finance.load import LoadConfig
+    from hubspot_finance.mapping import load_mapping
+
+    return LoadConfig(schema=cfg.schema, mapping=load_mapping(cfg.mapping_file), dry_run=dry_run,
+                      erase_personal_data=cfg.erase_personal_data)
+
+
+def transform_object(cfg: SyncConfig, manifest: dict[str, Any] | None, object_type: str, run_id: str) -> dict[str, Any] | None:
+    """The transform task: the run's raw ``object_type`` Parquet → typed, validated, one-row-per-id Parquet
+    under ``staged/`` in the raw zone; None when the run did not extract it. Returns paths and counts."""
+    from hubspot_finance import transform_step
+
+    if manifest is None:
+        log.info("%s: not selected for this run", object_type)
+        return None
+    with phase(f"Transform {object_type}: raw Parquet -> typed, validated rows"):
+        staged = transform_step.transform_object(raw_zone(cfg), run_id, object_type, load_config(cfg))
+    extra = staged.extra
+    log.info("%s: %d raw records -> %d rows (one per id), %d rejected, %d merges, warnings %s; staged in %s",
+             object_type, extra["raw_rows"], staged.rows, extra["rejected"], extra["merges"],
+             extra["warnings"] or "none", staged.dataset)
+    return {"dataset": staged.dataset, "rows": staged.rows, "raw_rows": extra["raw_rows"], "rejected": extra["rejected"],
+            "merges": extra["merges"], "warnings": extra["warnings"]}
+
+
 def load_manifests(
     cfg: SyncConfig,
     plan: RunPlan | dict[str, Any],
@@ -302,20 +329,15 @@ def load_manifests(
     *,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Transform and load every extracted object of the run in one transaction; returns the summary."""
-    from hubspot_finance.load import LoadConfig, LoadPlan, load_run
-    from hubspot_finance.mapping import load_mapping
+    """Load the run's staged data (the transform tasks' output) in one transaction; returns the summary.
+
+    A run whose staged dataset is missing is refused (StagedDatasetMissingError names the transform task)."""
+    from hubspot_finance.load import LoadPlan, load_run
 
     plan = RunPlan.from_xcom(plan)
     object_types = [o for o in plan.objects if manifests.get(o) is not None]
-    zone = raw_zone(cfg)
-    load_plan = LoadPlan.from_zone(
-        zone,
-        run_id,
-        object_types=object_types,
-        config=LoadConfig(schema=cfg.schema, mapping=load_mapping(cfg.mapping_file), dry_run=dry_run,
-                          erase_personal_data=cfg.erase_personal_data),
-    )
+    load_plan = LoadPlan.from_zone(raw_zone(cfg), run_id, object_types=object_types,
+                                   config=load_config(cfg, dry_run=dry_run))
     with finance_connection(cfg) as conn:
         result = load_run(conn, load_plan)
     summary = result.to_dict()
@@ -324,6 +346,16 @@ def load_manifests(
     summary["sweep"] = {o: (manifests[o] or {}).get("sweep") or {} for o in object_types}
     summary["warnings"] = [w for o in object_types for w in (manifests[o] or {}).get("warnings") or []]
     return summary
+
+
+def transform_and_load(
+    cfg: SyncConfig, plan: RunPlan | dict[str, Any], manifests: dict[str, dict[str, Any] | None], run_id: str,
+    *, dry_run: bool = False,
+) -> dict[str, Any]:
+    """The transform tasks then the load task, one after another (harnesses that run a whole sync)."""
+    for object_type, manifest in manifests.items():
+        transform_object(cfg, manifest, object_type, run_id)
+    return load_manifests(cfg, plan, manifests, run_id, dry_run=dry_run)
 
 
 class TooManyRejectsError(RuntimeError):
@@ -350,10 +382,12 @@ def check_rejects(cfg: SyncConfig, summary: dict[str, Any]) -> list[str]:
 
 def load_for_context(
     cfg: SyncConfig, plan: RunPlan | dict[str, Any], reference: dict[str, Any], manifests: dict[str, Any],
-    context: dict[str, Any],
+    context: dict[str, Any], staged: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The load task. ``staged`` (the transform tasks' XComs) only orders the tasks: the load reads the
+    staged manifests from the raw zone and refuses a run whose transform did not finish."""
     plan = RunPlan.from_xcom(plan)
-    with phase("Transform and load (one transaction)" + (" — dry run, rolled back" if plan.dry_run else "")):
+    with phase("Load the staged rows (one transaction)" + (" — dry run, rolled back" if plan.dry_run else "")):
         summary = load_manifests(cfg, plan, manifests, context["run_id"], dry_run=plan.dry_run)
     summary["windows"] = {o: plan.window(o).as_dict() for o in plan.objects}
     summary["reference"] = {k: reference.get(k) for k in ("portal_id", "time_zone", "company_currency")}

@@ -6,6 +6,7 @@ Layout under a root :class:`airflow.sdk.ObjectStoragePath` (``file:///…`` or `
     {root}/associations/{from}_to_{to}/run={run}/part-00000.parquet        associations
     {root}/associations/{from}_to_{to}/run={run}/from_ids-00000.parquet    from-ids whose associations were read
     {root}/reference/run={run}/{name}.json                                 properties_*, pipelines_deals, account
+    {root}/staged/{object_type}/run={run}/part-00000.parquet               typed rows, one per id (transform task)
     .../_manifest.json                                                     written LAST in each dataset directory
 
 ``{run}`` is :func:`sanitize_run_id` of the Airflow run id (``:``, ``+`` … are escaped reversibly).
@@ -131,6 +132,10 @@ class IncompleteDatasetError(RawZoneError):
     """The dataset has no manifest (still being written, or its writer crashed)."""
 
 
+class StagedDatasetMissingError(IncompleteDatasetError):
+    """The run's transform task has not committed its staged dataset (not run, failed or interrupted)."""
+
+
 def sanitize_run_id(run_id: str) -> str:
     """Make an Airflow run id safe as a path segment; reversible (``~XX`` hex escapes)."""
     if not run_id:
@@ -211,6 +216,10 @@ class RawZone:
         return f"associations/{from_type}_to_{to_type}/run={sanitize_run_id(run_id)}"
 
     @staticmethod
+    def staged_rel(object_type: str, run_id: str) -> str:
+        return f"staged/{object_type}/run={sanitize_run_id(run_id)}"
+
+    @staticmethod
     def reference_rel(run_id: str) -> str:
         return f"reference/run={sanitize_run_id(run_id)}"
 
@@ -260,6 +269,16 @@ class RawZone:
 
     def records_manifest(self, object_type: str, run_id: str) -> Manifest:
         return self.read_manifest(self.records_rel(object_type, run_id))
+
+    def staged_manifest(self, object_type: str, run_id: str) -> Manifest:
+        """The transform task's committed output; a missing one names the task to run."""
+        try:
+            return self.read_manifest(self.staged_rel(object_type, run_id))
+        except IncompleteDatasetError:
+            raise StagedDatasetMissingError(
+                f"run {run_id!r} has no staged {object_type} under {self.root}: task transform_{object_type} has not "
+                f"finished for this run. Run (or clear) transform_{object_type} first, then load."
+            ) from None
 
     def associations_manifest(self, from_type: str, to_type: str, run_id: str) -> Manifest:
         return self.read_manifest(self.associations_rel(from_type, to_type, run_id))
@@ -358,7 +377,18 @@ class _DatasetWriter:
             outcome = "Nothing of this attempt was written (an earlier attempt's manifest, if any, is as it was)"
             raise _write_error(zone.root, rel, MANIFEST, err, outcome) from err
         self.parts: list[dict[str, Any]] = []
+        self.side_files: list[str] = []
         self.committed = False
+
+    def write_json(self, name: str, obj: Any) -> None:
+        """A small JSON side file of the dataset (listed in the manifest's ``side_files``), before commit."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.json", name) or name == MANIFEST:
+            raise ValueError(f"invalid side file name {name!r}")
+        try:
+            _write_json(self.dir / name, obj)
+        except Exception as err:
+            raise self._write_error(name, err) from err
+        self.side_files.append(name)
 
     def _write_part(self, prefix: str, seq: int, table: pa.Table, parts: list[dict[str, Any]]) -> None:
         fname = f"{prefix}-{seq:05d}.parquet"
@@ -401,7 +431,6 @@ class RecordWriter(_DatasetWriter):
         self._buf: list[dict[str, Any]] = []
         self.rows = 0
         self._warned_extra = False
-        self.side_files: list[str] = []
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         for rec in records:
@@ -452,16 +481,6 @@ class RecordWriter(_DatasetWriter):
         arrays += [pa.array(c, type=pa.string()) for c in pcols]
         self._write_part("part", len(self.parts), pa.Table.from_arrays(arrays, schema=self.schema), self.parts)
         self.rows += len(buf)
-
-    def write_json(self, name: str, obj: Any) -> None:
-        """A small JSON side file of the dataset (listed in the manifest's ``side_files``), before commit."""
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.json", name) or name == MANIFEST:
-            raise ValueError(f"invalid side file name {name!r}")
-        try:
-            _write_json(self.dir / name, obj)
-        except Exception as err:
-            raise self._write_error(name, err) from err
-        self.side_files.append(name)
 
     def commit(self, extra_manifest: dict[str, Any] | None = None) -> Manifest:
         self.flush()

@@ -52,10 +52,15 @@ def test_shape(dagbag):
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert set(dag.params.keys()) == {"start", "end", "objects", "full_refresh", "dry_run", "reconcile"}
     assert set(dag.task_ids) == {
-        "plan", "extract_reference", "extract_contacts", "extract_deals", "extract_companies", "load",
+        "plan", "extract_reference", "extract_contacts", "extract_deals", "extract_companies",
+        "transform_contacts", "transform_deals", "transform_companies", "load",
     }
     assert dag.doc_md and all(task.doc_md for task in dag.tasks)
     load = dag.get_task("load")
-    assert {t.task_id for t in load.upstream_list} >= {"extract_contacts", "extract_deals", "extract_companies"}
+    assert {t.task_id for t in load.upstream_list} >= {"transform_contacts", "transform_deals", "transform_companies"}
+    for name in ("contacts", "deals", "companies"):
+        transform = dag.get_task(f"transform_{name}")
+        assert {t.task_id for t in transform.upstream_list} >= {f"extract_{name}"}
+        assert transform.multiple_outputs is False
     for task in dag.tasks:
         assert task.retries >= 1

@@ -355,7 +355,7 @@ def test_manual_run_without_logical_date_succeeds_and_reports_its_summary(airflo
     xcoms = airflow.get(f"{airflow.run_path(run['dag_run_id'])}/taskInstances/load/xcomEntries")["xcom_entries"]
     assert [x["key"] for x in xcoms] == ["return_value"]
     load_log = airflow.log(run["dag_run_id"], "load", 1)
-    assert "::group::Transform and load" in load_log and "::group::Run summary" not in load_log
+    assert "::group::Load the staged rows" in load_log and "::group::Run summary" not in load_log
     assert load_log.count(f"HubSpot sync {run['dag_run_id']}: success, full run, loaded in one transaction") == 1
     assert "Returned value was" not in load_log
     extract_log = airflow.log(run["dag_run_id"], "extract_contacts", 1)

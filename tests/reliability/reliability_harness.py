@@ -146,11 +146,11 @@ def extract(planned: dict, run_id: str, objects=OBJECT_TYPES) -> dict[str, Any]:
 def load(planned: dict, manifests: dict, run_id: str) -> dict[str, Any]:
     from hubspot_finance import pipeline
 
-    return pipeline.load_manifests(config(), planned, manifests, run_id)
+    return pipeline.transform_and_load(config(), planned, manifests, run_id)
 
 
 def sync(run_id: str, now: datetime, params: dict | None = None) -> dict[str, Any]:
-    """plan → extract_reference → extract_* → load, as the DAG runs them."""
+    """plan → extract_reference → extract_* → transform_* → load, as the DAG runs them."""
     planned = plan(run_id, now, params)
     return load(planned, extract(planned, run_id), run_id)
 
@@ -199,12 +199,15 @@ if __name__ == "__main__":
 # (used by the state-machine proof, tests/reliability/test_state_machine.py)
 
 def extract_all(planned: dict, run_id: str, objects=OBJECT_TYPES) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``extract_reference`` and ``extract_*`` as the DAG runs them: ``(reference, manifests)``."""
+    """``extract_reference``, ``extract_*`` and ``transform_*`` as the DAG runs them: ``(reference, manifests)``."""
     from hubspot_finance import pipeline
 
     cfg = config()
     reference = pipeline.extract_reference(cfg, run_id)
-    return reference, {o: pipeline.extract_object(cfg, planned, o, run_id) for o in objects}
+    manifests = {o: pipeline.extract_object(cfg, planned, o, run_id) for o in objects}
+    for o, manifest in manifests.items():
+        pipeline.transform_object(cfg, manifest, o, run_id)
+    return reference, manifests
 
 
 def load_task(planned: dict, reference: dict, manifests: dict, run_id: str) -> dict[str, Any]:

@@ -56,7 +56,8 @@ KILL_POINTS = [
     ("write_part:associations/contacts_to_companies", ("records", "contacts")),  # extracting contacts
     ("commit:deals/run", ("records", "deals")),  # deals' parts written, manifest not yet
     ("write_part:companies/run", ("records", "companies")),  # extracting companies
-    ("read_part:deals/run", None),  # transform: the load is reading and transforming deals
+    ("read_part:deals/run", None),  # transform_deals: reading the raw deals
+    ("read_part:staged/deals/run", None),  # load: reading the staged deals, transaction open
     ("staging", None),  # load: companies upserted, transaction open
     ("read_part:associations/", None),  # load: objects upserted, associations being replaced
 ]
@@ -86,7 +87,7 @@ def test_kill_9_then_the_retry_converges(sb, use, target, reference, tmp_path, p
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("target", ["postgres"], indirect=True)
-@pytest.mark.parametrize("point", ["read_part:deals/run", "read_part:associations/"])
+@pytest.mark.parametrize("point", ["read_part:deals/run", "read_part:staged/deals/run", "read_part:associations/"])
 def test_kill_9_mid_transform_and_load_on_postgres(sb, use, target, reference, tmp_path, point):
     env = use(sb)
     h.sync("run-1", h.NOW1)
@@ -181,7 +182,7 @@ def test_two_runs_at_once_one_waits_and_the_watermark_never_moves_back(sb, use, 
     h.change_things(sb)
     old_plan = h.plan("run-old", h.NOW1 + (h.NOW2 - h.NOW1) / 4)  # an older, shorter window
     old_manifests = h.extract(old_plan, "run-old")
-    proc, marker = start_child(env, "run-new", h.NOW2, tmp_path, "read_part:deals/run")  # holds the load lock
+    proc, marker = start_child(env, "run-new", h.NOW2, tmp_path, "read_part:staged/deals/run")  # holds the load lock
     done, errors = threading.Event(), []
 
     def older():

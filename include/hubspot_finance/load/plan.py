@@ -10,8 +10,6 @@ from hubspot_finance.objects import ASSOCIATIONS, OBJECTS
 from hubspot_finance.rawzone import IncompleteDatasetError, Manifest, RawZone
 from hubspot_finance.schema import Dialect
 
-
-
 @dataclass
 class LoadConfig:
     schema: str = "finance"  # PostgreSQL schema (ignored by SQLite)
@@ -29,7 +27,10 @@ class LoadConfig:
 
 @dataclass
 class LoadPlan:
-    """What to load: the run id, the committed manifests, the reference dataset and the config.
+    """What to load: the run id, the committed raw and staged manifests, the reference dataset and the config.
+
+    The rows come from the transform task's staged datasets (``staged``); the raw records manifests give
+    the window, the watermark, the id sweep's side files and the extraction's counts.
 
     Each ``sync_runs`` row also records, from these datasets, the object's HubSpot calls and daily budget
     left (its records manifest's ``calls``) and the account's ``portal_id`` (the reference dataset's
@@ -44,6 +45,7 @@ class LoadPlan:
     mode: str | None = None  # default: from the manifests' "mode"
     config: LoadConfig = field(default_factory=LoadConfig)
     portal_id: int | None = None  # the HubSpot account's portal id; None when the reference was not extracted
+    staged: dict[str, Manifest] = field(default_factory=dict)  # object type -> the transform task's manifest
 
     @classmethod
     def from_zone(
@@ -57,13 +59,16 @@ class LoadPlan:
         mode: str | None = None,
         config: LoadConfig | None = None,
     ) -> LoadPlan:
-        """Read the committed manifests of ``raw_run_id`` (default ``run_id``); a missing one raises."""
+        """Read the committed manifests of ``raw_run_id`` (default ``run_id``); a missing one raises
+        (:class:`~hubspot_finance.rawzone.StagedDatasetMissingError`, naming the transform task, for staged data)."""
         raw = raw_run_id or run_id
         types = object_types if object_types is not None else list(OBJECTS)
         records = {ot: zone.records_manifest(ot, raw) for ot in types}
+        staged = {ot: zone.staged_manifest(ot, raw) for ot in types}
         pairs = associations if associations is not None else [(a.from_type, a.to_type) for a in ASSOCIATIONS if a.from_type in types]
         assoc = [zone.associations_manifest(f, t, raw) for f, t in pairs]
-        return cls(run_id, zone, records, assoc, raw, mode, config or LoadConfig(), portal_id=read_portal_id(zone, raw))
+        return cls(run_id, zone, records, assoc, raw, mode, config or LoadConfig(), portal_id=read_portal_id(zone, raw),
+                   staged=staged)
 
 
 def read_portal_id(zone: RawZone, run_id: str) -> int | None:

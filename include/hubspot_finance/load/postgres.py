@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from hubspot_finance.load.arrow_cols import column, money_text
 from hubspot_finance.schema import Dialect, quote
 
 ARROW_TYPES = {"text": pa.string(), "money": pa.string(), "json": pa.string(), "bool": pa.bool_(),
@@ -40,9 +41,7 @@ def create_stage(cur: Any, d: Dialect, name: str, columns: list[tuple[str, str]]
 def _arrow(s: pd.Series, logical: str) -> pa.Array:
     typ = ARROW_TYPES[logical]
     if logical == "ts":
-        # ISO text with a Z, rendered by a tz-naive cast (≈30× faster than the CSV writer's zoned formatting)
-        ts = pa.array(s.astype("datetime64[ms, UTC]"), type=typ, from_pandas=True)
-        return pc.binary_join_element_wise(pc.cast(ts.cast(pa.timestamp("ms")), pa.string()), "Z", "")
+        return _ts_text(pa.array(s.astype("datetime64[ms, UTC]"), type=typ, from_pandas=True))
     if s.dtype == object:
         return pa.array(s.to_numpy(dtype=object), type=typ, from_pandas=True)
     return pa.array(s, type=typ, from_pandas=True)
@@ -71,12 +70,34 @@ def strip_nul(data: bytes) -> bytes:
     return data
 
 
-def csv_bytes(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> bytes:
-    """``frame``'s ``columns`` as PostgreSQL CSV (NULL unquoted-empty, empty string ``""``)."""
-    table = pa.Table.from_arrays([_arrow(frame[c], t) for c, t in columns], names=[c for c, _ in columns])
+def _csv(table: pa.Table) -> bytes:
+    """PostgreSQL CSV (NULL unquoted-empty, empty string ``""``), NULs stripped."""
     buf = io.BytesIO()
     pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
     return strip_nul(buf.getvalue())
+
+
+def _ts_text(arr: pa.Array) -> pa.Array:
+    """ISO text with a Z, rendered by a tz-naive cast (≈30× faster than the CSV writer's zoned formatting)."""
+    return pc.binary_join_element_wise(pc.cast(arr.cast(pa.timestamp("ms")), pa.string()), "Z", "")
+
+
+def csv_bytes(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> bytes:
+    """``frame``'s ``columns`` as PostgreSQL CSV (small side tables: merges, purges, links)."""
+    return _csv(pa.Table.from_arrays([_arrow(frame[c], t) for c, t in columns], names=[c for c, _ in columns]))
+
+
+def arrow_csv(table: pa.Table, columns: list[tuple[str, str]], constants: dict[str, Any]) -> bytes:
+    """Staged Arrow columns (plus constant ones) as PostgreSQL CSV: times as UTC text, money as exact decimal text."""
+    arrays = []
+    for name, logical in columns:
+        arr = column(table, name, ARROW_TYPES[logical], constants)
+        if logical == "ts":
+            arr = _ts_text(arr)
+        elif logical == "money":
+            arr = money_text(arr)
+        arrays.append(arr)
+    return _csv(pa.Table.from_arrays(arrays, names=[c for c, _ in columns]))
 
 
 def write_stage(cur: Any, d: Dialect, name: str, columns: list[tuple[str, str]], frame: pd.DataFrame) -> None:
@@ -97,11 +118,10 @@ class _CopyWriter:
             self.cp.write(csv_bytes(frame, self.columns))
             self.rows += len(frame)
 
-    def write_csv(self, data: bytes, rows: int) -> None:
-        """Rows already rendered by :func:`csv_bytes` (e.g. in a worker process)."""
-        if rows:
-            self.cp.write(data)
-            self.rows += rows
+    def write_arrow(self, table: pa.Table, constants: dict[str, Any]) -> None:
+        if table.num_rows:
+            self.cp.write(arrow_csv(table, self.columns, constants))
+            self.rows += table.num_rows
 
 
 @contextmanager
@@ -116,13 +136,6 @@ def open_writer(cur: Any, table_sql: str, columns: list[tuple[str, str]]) -> Ite
 
 def stage_ref(name: str) -> str:
     return f"pg_temp.{quote(name)}"
-
-
-def dedup_sql(stage: str, out: str, key: str) -> str:
-    return (
-        f"CREATE TEMP TABLE {quote(out)} ON COMMIT DROP AS SELECT DISTINCT ON ({quote(key)}) * FROM {quote(stage)} "
-        f"ORDER BY {quote(key)}, updated_at DESC, _ord DESC"
-    )
 
 
 def assoc_merge_sql(stage: str, out: str, f: str, t: str) -> str:

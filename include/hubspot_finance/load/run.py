@@ -4,6 +4,9 @@ Everything of one run (all objects, links, contract changes, rejects, the retry 
 and the watermarks) commits in ONE transaction; a crash anywhere leaves the tables as before. Loads
 are serialized with ``pg_advisory_xact_lock`` (PostgreSQL) or ``BEGIN IMMEDIATE`` (SQLite).
 
+The rows come from the transform tasks' staged datasets (one row per id, typed); the raw manifests give
+the windows, watermarks and the id sweep's findings.
+
 Order: per object (companies, contacts, deals) stage → upsert → merges → permanent deletes →
 rejects and retry list → watermark; then merged links moved to survivors, the link sets read in
 this run, links of deleted records dropped, primary companies recomputed; then ``sync_runs``.
@@ -23,13 +26,13 @@ from typing import Any
 from hubspot_finance.load import entities, links
 from hubspot_finance.load.context import LoadContext, iso
 from hubspot_finance.load.plan import LoadPlan
-from hubspot_finance.load.staging import ObjectStager
+from hubspot_finance.load.staging import stage, staged_columns
 from hubspot_finance.mapping import load_mapping
 from hubspot_finance.objects import LOAD_ORDER, get_object
-from hubspot_finance.rawzone import IncompleteDatasetError, Manifest, parse_hubspot_time
+from hubspot_finance.rawzone import Manifest, parse_hubspot_time
 from hubspot_finance.schema import EXTRA_LOGICAL, begin, ensure_extra_columns, migrate
 from hubspot_finance.summary import ObjectSummary, RunSummary
-from hubspot_finance.transform import Reference, table_columns
+from hubspot_finance.transform import table_columns
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,6 @@ class RunLoader:
         self.mapping = self.plan.config.mapping or load_mapping()
         self.mode = self.plan.mode or self._mode_from_manifests()
         ctx.summary.mode = self.mode
-        self.stagers: list[ObjectStager] = []
 
     def _mode_from_manifests(self) -> str | None:
         for manifest in self.plan.records.values():
@@ -78,12 +80,11 @@ class RunLoader:
         ctx, cfg = self.ctx, self.plan.config
         if cfg.migrate:
             ctx.summary.migrations_applied = migrate(ctx.conn, ctx.d)
-        reference = self._reference()
         try:
             begin(ctx.conn, ctx.d)
             order = [o for o in LOAD_ORDER if o in self.plan.records] + [o for o in self.plan.records if o not in LOAD_ORDER]
             for position, object_type in enumerate(order):
-                self._load_object(object_type, self.plan.records[object_type], reference)
+                self._load_object(object_type, self.plan.records[object_type], self.plan.staged[object_type])
                 if position == 0:
                     self._test_block()
             links.start(ctx)
@@ -105,19 +106,8 @@ class RunLoader:
             ctx.summary.status = "failed"
             self._record_failure(exc)
             raise
-        finally:
-            for stager in self.stagers:
-                stager.close()
         log.debug("%s", ctx.summary.format())  # the task logs the report once (summary.report_lines)
         return ctx.summary
-
-    def _reference(self) -> Reference:
-        run = self.plan.reference_run_id or self.plan.run_id
-        try:
-            self.plan.zone.reference_manifest(run)
-        except IncompleteDatasetError:
-            return Reference.from_objects(time_zone=self.plan.config.time_zone)
-        return Reference.from_zone(self.plan.zone, run, self.plan.config.time_zone)
 
     def _test_block(self) -> None:
         path = os.environ.get(BLOCK_ENV)
@@ -128,17 +118,15 @@ class RunLoader:
         while True:  # pragma: no cover - killed by the test
             time.sleep(0.2)
 
-    def _load_object(self, object_type: str, manifest: Manifest, reference: Reference) -> None:
+    def _load_object(self, object_type: str, manifest: Manifest, staged_manifest: Manifest) -> None:
         ctx = self.ctx
         decl = get_object(object_type)
         s = ObjectSummary(object_type, decl.table, extracted=manifest.rows)
         ctx.summary.objects[object_type] = s
-        columns = table_columns(decl, self.mapping)
+        columns = staged_columns(staged_manifest, table_columns(decl, self.mapping))
         extras = [(e.name, EXTRA_LOGICAL[e.type]) for e in self.mapping.table(decl.table).extra_columns.values()]
         ensure_extra_columns(ctx.conn, ctx.d, decl.table, extras)
-        stager = ObjectStager(ctx, decl, columns, self.mapping, reference)
-        self.stagers.append(stager)
-        staged = stager.stage(manifest)
+        staged = stage(ctx, decl, columns, staged_manifest)
         s.warnings = dict(sorted(staged.warnings.items()))
         if staged.direct:
             s.distinct = s.inserted = staged.written

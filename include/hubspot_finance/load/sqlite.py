@@ -11,8 +11,14 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from hubspot_finance.load.arrow_cols import column, money_text
 from hubspot_finance.schema import Dialect, quote, ts_text
+
+ARROW_TYPES = {"text": pa.string(), "money": pa.string(), "json": pa.string(), "bool": pa.bool_(),
+               "ts": pa.timestamp("ms", tz="UTC"), "date": pa.date32(), "int": pa.int64()}
 
 DISTINCT = "IS NOT"
 GREATEST = "MAX"
@@ -38,6 +44,19 @@ def _col_values(s: pd.Series, logical: str) -> list[Any]:
     return vals
 
 
+def _arrow_values(arr: pa.Array, logical: str) -> list[Any]:
+    """A staged Arrow column as SQLite values: ISO-8601 UTC text with ms and Z, decimal text, 0/1, date text."""
+    if logical == "ts":
+        arr = pc.strftime(arr, "%Y-%m-%dT%H:%M:%SZ")  # %S of a millisecond timestamp carries ".mmm"
+    elif logical == "money":
+        arr = money_text(arr)
+    elif logical == "bool":
+        arr = pc.cast(arr, pa.int64())
+    elif logical == "date":
+        arr = pc.cast(arr, pa.string())
+    return arr.to_pylist()
+
+
 def write_stage(cur: Any, d: Dialect, name: str, columns: list[tuple[str, str]], frame: pd.DataFrame) -> None:
     if frame.empty:
         return
@@ -58,6 +77,14 @@ class _InsertWriter:
             self.cur.executemany(self.sql, zip(*[_col_values(frame[c], t) for c, t in self.columns]))
             self.rows += len(frame)
 
+    def write_arrow(self, table: pa.Table, constants: dict[str, Any]) -> None:
+        if table.num_rows:
+            consts = {k: to_param(v, "ts" if k == "synced_at" else "text") for k, v in constants.items()}
+            cols = [_arrow_values(column(table, c, ARROW_TYPES[t], {}), t) if c not in consts else [consts[c]] * table.num_rows
+                    for c, t in self.columns]
+            self.cur.executemany(self.sql, zip(*cols))
+            self.rows += table.num_rows
+
 
 @contextmanager
 def open_writer(cur: Any, table_sql: str, columns: list[tuple[str, str]]) -> Iterator[_InsertWriter]:
@@ -67,13 +94,6 @@ def open_writer(cur: Any, table_sql: str, columns: list[tuple[str, str]]) -> Ite
 
 def stage_ref(name: str) -> str:
     return f"temp.{quote(name)}"
-
-
-def dedup_sql(stage: str, out: str, key: str) -> str:
-    return (
-        f"CREATE TEMP TABLE {quote(out)} AS SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {quote(key)} "
-        f"ORDER BY updated_at DESC, _ord DESC) AS _rn FROM temp.{quote(stage)}) WHERE _rn = 1"
-    )
 
 
 def assoc_merge_sql(stage: str, out: str, f: str, t: str) -> str:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 
-from hubspot_finance.load import LoadConfig, LoadPlan, load_run
+from hubspot_finance.load import LoadConfig
 from hubspot_finance.mapping import load_mapping
 from hubspot_finance.objects import OBJECTS
 from hubspot_finance.rawzone import RawZone
@@ -105,10 +105,11 @@ class Db:
         return f'"{self.schema}"."{table}"' if self.kind == "postgres" else f'"{table}"'
 
     def load(self, zone: RawZone, run_id: str, raw_run_id: str | None = None, **kw: Any):
-        plan = LoadPlan.from_zone(zone, run_id, raw_run_id=raw_run_id, config=kw.pop("config", self.config), **kw)
+        from hubspot_finance.transform_step import transform_and_load
+
         conn = self.connect()
         try:
-            return load_run(conn, plan)
+            return transform_and_load(conn, zone, run_id, raw_run_id=raw_run_id, config=kw.pop("config", self.config), **kw)
         finally:
             conn.close()
 

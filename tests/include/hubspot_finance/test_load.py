@@ -103,8 +103,8 @@ def test_sync_runs_record_each_objects_daily_budget_left_and_the_portal(db, zone
     _extractor_calls(tmp_path, "r1", deals={"total_calls": 7, "daily_remaining": 480},
                      contacts={"total_calls": 5, "calls": {"search": 2, "batch_read": 3}, "daily_remaining": 490},
                      companies={"total_calls": 1, "daily_remaining": None})
-    assert LoadPlan.from_zone(zone, "r1").portal_id == 1  # the reference dataset's account.json
     db.load(zone, "r1")
+    assert LoadPlan.from_zone(zone, "r1").portal_id == 1  # the reference dataset's account.json
     cols = "run_id, object_type, api_calls, daily_budget_left, portal_id, status"
     assert db.rows("sync_runs", cols, order="run_id, object_type") == [
         {"run_id": "r1", "object_type": "companies", "api_calls": 1, "daily_budget_left": None, "portal_id": 1, "status": "success"},
@@ -122,10 +122,16 @@ def test_sync_runs_record_each_objects_daily_budget_left_and_the_portal(db, zone
     # a failed load records both as well
     write_run(zone, "r3", deals=[deal("102", iso(4))])
     _extractor_calls(tmp_path, "r3", deals={"total_calls": 2, "daily_remaining": 460})
-    for part in (tmp_path / "raw" / RawZone.records_rel("deals", "r3")).glob("*.parquet"):
+    from hubspot_finance.load import load_run
+    from hubspot_finance.transform_step import transform_run
+
+    transform_run(zone, "r3", config=db.config)
+    for part in (tmp_path / "raw" / RawZone.staged_rel("deals", "r3")).glob("*.parquet"):
         part.unlink()
+    conn = db.connect()
     with pytest.raises(Exception, match="missing"):
-        db.load(zone, "r3")
+        load_run(conn, LoadPlan.from_zone(zone, "r3", config=db.config))
+    conn.close()
     assert db.rows("sync_runs", cols, where="run_id = 'r3' AND object_type = 'deals'") == [
         {"run_id": "r3", "object_type": "deals", "api_calls": 2, "daily_budget_left": 460, "portal_id": 1, "status": "failed"}]
 
@@ -327,9 +333,9 @@ def test_load_through_airflow_hook(db, zone, monkeypatch):
 
         monkeypatch.setenv("AIRFLOW_CONN_FIN_DB", db.target)
         hook = PostgresHook(postgres_conn_id="fin_db")
-    from hubspot_finance.load import LoadPlan, load_run
+    from hubspot_finance.transform_step import transform_and_load
 
-    s = load_run(hook, LoadPlan.from_zone(zone, "r1", config=db.config))
+    s = transform_and_load(hook, zone, "r1", config=db.config)
     assert s.objects["deals"].inserted == 1
     assert read_watermarks(hook, ["deals"], schema=db.schema)["deals"].isoformat() == "2024-02-01T00:00:00+00:00"
 
@@ -407,14 +413,8 @@ def test_concurrent_loads_are_serialized(db, zone, tmp_path):
     assert [r["run_id"] for r in db.rows("sync_runs", "DISTINCT run_id")] == ["r1", "r3"]
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("db", ["postgres"], indirect=True)  # the worker path is PostgreSQL only
-def test_worker_process_path_gives_the_same_results(db, zone, monkeypatch):
-    """Big PostgreSQL datasets are transformed in a worker process: same rows, counts, dedup and replay rules."""
-    import hubspot_finance.load.staging as load_mod
-
-    monkeypatch.setattr(load_mod, "PARALLEL_MIN_ROWS", 0)
-    monkeypatch.setattr(load_mod, "PARALLEL_WORKERS", 1)
+def test_duplicates_across_chunks_rejects_and_replay(db, zone):
+    """Duplicate ids across raw chunks, a rejected version, then a replay of the same run: one row per id, nothing changes."""
     write_run(zone, "r1", deals=[deal("100", iso(5), amount="5"), deal("100", iso(3), amount="3"), deal("101", iso(4)),
                                  deal("100", iso(4), amount="4"), deal("102", iso(2), amount="x")],
               contacts=[rec("1", iso(3), email="A@b.no"), rec("2", iso(3), archived=True)])
