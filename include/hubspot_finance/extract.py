@@ -1,8 +1,11 @@
 """Extraction: from HubSpot (through HubSpotHook) to the Parquet raw zone, one object type per call.
 
 A run reads the window :mod:`hubspot_finance.windows` planned:
-- ``full``: every live record through the list endpoint (properties in the URL while they fit,
-  otherwise ids first and a batch read with the properties in the body), plus every archived record;
+- ``full``: every live record from both ends of the id space at once (:mod:`hubspot_finance.two_ended`):
+  ascending through the list endpoint on the general budget, descending through search by
+  ``hs_object_id`` on the search budget, each id written once; properties in the URL / search body
+  while they fit, otherwise ids first and a batch read with the properties in the body; plus every
+  archived record;
 - ``incremental``/``range``: the records whose last-modified time lies in the window, through search
   sliced by :mod:`hubspot_finance.search_slicing` (any number of changes, each id once), hydrated by
   batch read when the property list is too long for a search body; plus archived records whose
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ from hubspot_finance.rawzone import RawZone
 from hubspot_finance.search_slicing import SliceStats, iter_changed
 from hubspot_finance.state import FinanceIds
 from hubspot_finance.timeparse import parse_hubspot_datetime, to_ms
+from hubspot_finance.two_ended import SEARCH_PAGE, read_both_ends
 from hubspot_finance.windows import Window
 
 log = logging.getLogger(__name__)
@@ -195,8 +200,12 @@ def extract_object(
     finance: FinanceIds = FinanceIds(),
     reconcile_associations: bool = False,
     run_sweep: bool = False,
+    full_from_both_ends: bool = True,
 ) -> dict[str, Any]:
-    """Extract one object type for one window into the raw zone; returns the committed manifest."""
+    """Extract one object type for one window into the raw zone; returns the committed manifest.
+
+    ``full_from_both_ends=False`` reads a full window through the list endpoint only: the old path,
+    kept so the benchmark can show both side by side."""
     started = time.monotonic()
     before = hook.stats.as_dict()
     result = ExtractResult(decl.name, window, properties=list(properties), dropped_properties=list(dropped_properties),
@@ -222,7 +231,7 @@ def extract_object(
     hydrator = Hydrator(hook, decl.name, properties, take_hydrated)
     listed_live: set[str] | None = None
     if window.mode == "full":
-        listed_live = _extract_full(hook, decl, properties, take, hydrator, expected_records)
+        listed_live = _extract_full(hook, decl, properties, take, hydrator, expected_records, both_ends=full_from_both_ends)
     elif not window.is_empty:
         _extract_changes(hook, decl, window, properties, take, hydrator, result, search_page_size, expected_records)
     if finance.retry:
@@ -301,14 +310,34 @@ def estimate_work(hook: Any, decl: ObjectDecl, window: Window, properties: Seque
     records = hook.search_page(decl.name, filter_groups=filter_groups, properties=["hs_object_id"], limit=1).total
     pairs = len(associations_from(decl.name))
     if window.mode == "full":
-        per_record = (1 / 100) * (1 if _url_fits(properties) else 2) + pairs / ASSOCIATION_BATCH
-        return {"records": records, "general_calls": records * per_record, "search_calls": 1.0}
+        general, search = _full_read_costs(hook, decl, properties, pairs)
+        return {"records": records, "general_calls": records * general, "search_calls": records * search + 1}
     hydrate = 0 if _search_fits(properties, decl.cursor_property) else 1 / 100
     return {
         "records": records,
         "general_calls": records * (hydrate + pairs / ASSOCIATION_BATCH) + 1,
         "search_calls": records / 200 + 1,
     }
+
+
+def _full_read_costs(hook: Any, decl: ObjectDecl, properties: Sequence[str], pairs: int) -> tuple[float, float]:
+    """General and search calls per record of a full read from both ends, split where the two ends meet.
+
+    The list end costs ``a`` general calls a record (a page of 100, a batch read if the URL cannot carry
+    the properties, associations); the search end ``b`` (a batch read if the search body cannot carry
+    them, associations) plus 1/200 of a search. The ends meet where both budgets run out together:
+    a share ``f`` listed with ``f·a + (1-f)·b = (1-f)·r``, ``r`` the general calls the budget allows per
+    record searched (general rate ÷ 200 × search rate).
+    """
+    settings = getattr(hook, "settings", None)
+    general_rate = getattr(settings, "requests_per_ten_seconds", 100) / 10
+    search_rate = getattr(settings, "search_requests_per_second", 5.0)
+    associations = pairs / ASSOCIATION_BATCH
+    a = (1 if _url_fits(properties) else 2) / 100 + associations
+    b = (0 if _search_fits(properties, decl.cursor_property) else 1 / 100) + associations
+    r = general_rate / (SEARCH_PAGE * search_rate)
+    listed = min(1.0, max(0.0, (r - b) / (a - b + r)))
+    return listed * a + (1 - listed) * b, (1 - listed) / SEARCH_PAGE
 
 
 def budget_fractions(estimates: dict[str, dict[str, float]], *, floor: float = 0.05) -> dict[str, dict[str, float]]:
@@ -361,9 +390,11 @@ def _total(hook: Any, decl: ObjectDecl) -> int | None:
 
 
 
-def _extract_full(hook, decl, properties, take, hydrator, expected=None) -> set[str]:
-    """Every live record through the list endpoint; returns the ids listed."""
+def _extract_full(hook, decl, properties, take, hydrator, expected=None, *, both_ends=True) -> set[str]:
+    """Every live record (from both ends at once, or through the list endpoint only); returns the live ids seen."""
     progress = _Progress(f"{decl.name} full", expected if expected is not None else _total(hook, decl), hook=hook)
+    if both_ends:
+        return _read_from_both_ends(hook, decl, properties, take, hydrator, progress)
     listed: set[str] = set()
     if _url_fits(properties):
         for page in hook.iter_list_pages(decl.name, properties):
@@ -386,6 +417,72 @@ def _extract_full(hook, decl, properties, take, hydrator, expected=None) -> set[
         hydrator.read(ids, modified)
         progress.add(len(ids))
     return listed
+
+
+def _read_from_both_ends(hook, decl, properties, take, hydrator, progress) -> set[str]:
+    """The full read of :mod:`hubspot_finance.two_ended`, each id written once.
+
+    An id both ends reach (near the meeting point) is claimed by the first; a batch read that answers a
+    merged-away id with its survivor writes the survivor only if no end has written it yet. Properties
+    travel in the list URL / search body while they fit, else each end reads ids and batch-reads them
+    (outside the lock, so one end's reads never hold up the other).
+    """
+    lock = threading.Lock()
+    seen: set[str] = set()  # live ids either end saw
+    claimed: set[str] = set()  # ids written or handed to a batch read
+    written: set[str] = set()
+
+    def write(records: list[dict[str, Any]], sink) -> None:
+        with lock:
+            fresh = [r for r in records if str(r["id"]) not in written]
+            written.update(str(r["id"]) for r in fresh)
+            if fresh:
+                sink(fresh)
+                progress.add(len(fresh))
+
+    def end(direct: bool):
+        """One end's page handler, and its flush for what is left to batch-read."""
+        reader = Hydrator(hook, decl.name, properties, lambda records: write(records, hydrator.on_records))
+        pending: dict[str, int | None] = {}
+
+        def flush() -> None:
+            if pending:
+                reader.read(list(pending), dict(pending))
+                pending.clear()
+
+        def on_page(records: list[dict[str, Any]]) -> None:
+            with lock:
+                seen.update(str(r["id"]) for r in records)
+                fresh = [r for r in records if str(r["id"]) not in claimed]
+                claimed.update(str(r["id"]) for r in fresh)
+            if direct:
+                write(fresh, take)
+                return
+            pending.update((str(r["id"]), _modified_ms(r, decl.cursor_property)) for r in fresh)
+            if len(pending) >= 1_000:
+                flush()
+
+        return on_page, flush, reader
+
+    list_fits, search_fits = _url_fits(properties), _search_fits(properties, decl.cursor_property)
+    on_listed, flush_listed, list_reader = end(list_fits)
+    on_searched, flush_searched, search_reader = end(search_fits)
+    meeting = read_both_ends(
+        hook, decl.name,
+        list_properties=properties if list_fits else [decl.cursor_property],
+        search_properties=properties if search_fits else [decl.cursor_property],
+        on_listed=on_listed,
+        on_searched=on_searched,
+        thread_name="full",
+    )
+    flush_listed()
+    flush_searched()
+    hydrator.unread.update(list_reader.unread)
+    hydrator.unread.update(search_reader.unread)
+    log.info("%s full: listed ascending to id %s, searched descending to id %s%s; %d live records",
+             decl.name, meeting.list_max, meeting.search_min,
+             "" if meeting.ordered else " (the list was not in id order: it read everything)", len(written))
+    return seen
 
 
 def _modified_ms(record: dict[str, Any], cursor_property: str) -> int | None:

@@ -3,27 +3,24 @@
 HubSpot's archived listing shows deleted records for 90 days; a permanent delete shows up nowhere,
 so only a full id diff finds it: every id the finance tables hold as live or archived, minus every
 id HubSpot lists as live or archived (the extractor lists those each run anyway). Live ids are
-listed from both ends at once, each on its own budget: ascending through the list endpoint (100 a
-call, the general budget) and descending through search by ``hs_object_id`` keyset (200 a call, the
-search budget); they stop where they meet. The few candidates left are read by id, live and archived, with retries — a record found
-is written like any other (a restore that did not touch its modification time comes back this way;
+listed from both ends at once, each on its own budget (:mod:`hubspot_finance.two_ended`; a full
+extraction hands over the ids it has just read that way). The few candidates left are read by id,
+live and archived, with retries — a record found is written like any other (a restore that did not touch its modification time comes back this way;
 a merged-away id resolves to its survivor) — and only ids missing from both are reported permanent.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from hubspot_finance.hydration import Hydrator
 from hubspot_finance.objects import ObjectDecl
-from hubspot_finance.search_slicing import SearchStalledError
+from hubspot_finance.two_ended import read_both_ends
 
 log = logging.getLogger(__name__)
 
@@ -70,63 +67,19 @@ def sweep(hook: Any, decl: ObjectDecl, known_ids: Iterable[str], archived_ids: s
     return result
 
 
-class _Meeting:
-    """Where the two listings have got to; a listing stops once it reaches the other's position."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.list_max = -1  # highest id the ascending list has reached
-        self.search_min = math.inf  # lowest id the descending search has reached
-        self.ordered = True  # the list endpoint really returns ids in ascending order (else it lists everything)
-
-    def met(self) -> bool:
-        with self.lock:
-            return self.ordered and self.list_max >= self.search_min
-
-
 def list_live_ids(hook: Any, decl: ObjectDecl) -> set[str]:
     """Every live id of ``decl``, listed from both ends at once on the two budgets (see the module docstring).
 
     Correct whatever the order or the search index does: ids search has not indexed yet are simply
     not listed, and the caller reads every unlisted id by id before calling it deleted.
     """
-    hook.general_budget, hook.search_limiter, hook.get_conn()  # create the shared limiters and session first
-    meeting = _Meeting()
     listed: set[str] = set()
-    searched: set[str] = set()
+    lock = threading.Lock()
 
-    def ascending() -> None:
-        for page in hook.iter_list_pages(decl.name, ["hs_object_id"]):
-            ids = [int(r["id"]) for r in page.results]
-            listed.update(str(i) for i in ids)
-            with meeting.lock:
-                if any(b <= a for a, b in zip([meeting.list_max, *ids], ids)):
-                    meeting.ordered = False
-                meeting.list_max = max([meeting.list_max, *ids])
-            if meeting.met():
-                return
+    def take(records: list[dict[str, Any]]) -> None:
+        with lock:
+            listed.update(str(r["id"]) for r in records)
 
-    def descending() -> None:
-        below: int | None = None
-        while not meeting.met():
-            filters = [{"propertyName": "hs_object_id", "operator": "LT", "value": str(below)}] if below is not None else []
-            page = hook.search_page(decl.name, filter_groups=[{"filters": filters}] if filters else [],
-                                    sorts=[{"propertyName": "hs_object_id", "direction": "DESCENDING"}],
-                                    properties=["hs_object_id"], limit=200)
-            ids = [int(r["id"]) for r in page.results]
-            if not ids:
-                return
-            if below is not None and max(ids) >= below:
-                raise SearchStalledError(f"{decl.name}: search by hs_object_id < {below} returned id {max(ids)}; stopping")
-            searched.update(str(i) for i in ids)
-            below = min(ids)
-            with meeting.lock:
-                meeting.search_min = below
-            if page.after is None:
-                return
-
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"sweep-{decl.name}") as pool:
-        jobs = [pool.submit(ascending), pool.submit(descending)]
-        for job in jobs:
-            job.result()
-    return listed | searched
+    read_both_ends(hook, decl.name, list_properties=["hs_object_id"], search_properties=["hs_object_id"],
+                   on_listed=take, on_searched=take, thread_name="sweep")
+    return listed
