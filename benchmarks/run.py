@@ -1,10 +1,12 @@
 """`make bench`: the benchmark suite, every figure a ratio measured in the same run.
 
-    python -m benchmarks.run                # full size (about 20 minutes on 2 cores)
+    python -m benchmarks.run                # full size (about 12 minutes on 2 cores)
     python -m benchmarks.run --smoke        # a few thousand records (the test suite runs this)
-    python -m benchmarks.run --only repair  # one part: extract, load, memory or repair
+    python -m benchmarks.run --only curves  # one part: extract, load, curves or repair
 
-Writes benchmarks/results/latest.{json,md} (and a dated copy) and prints the table.
+Writes benchmarks/results/latest.{json,md} (and a dated copy) and prints the table; the curves part
+also writes curves.json and its PNGs (seconds, peak RSS and calls against portal size; the table's
+memory figures are its points).
 PostgreSQL figures need HUBSPOT_SYNC_BENCH_PG_DSN (default postgresql://postgres@127.0.0.1:5432/test).
 """
 
@@ -30,7 +32,9 @@ SMOKE = {"contacts": 3_000, "deals": 1_500, "companies": 300, "changed_contacts"
 REPAIR_FULL = {**FULL, "big_contacts": 1_000_000}
 # Smoke: no rate limits, a small association page (so hub records page), short re-read pauses.
 REPAIR_SMOKE = {**SMOKE, "big_contacts": 10_000, "limits": False, "page_size": 100, "backoff": 0.01}
-PARTS = ["extract", "load", "memory", "repair"]
+CURVE_SIZES = (50_000, 250_000, 1_000_000)
+CURVE_SMOKE_SIZES = (1_000, 4_000)
+PARTS = ["extract", "load", "curves", "repair"]
 
 
 def load_rows(result: dict) -> list[dict]:
@@ -89,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
 
             print("== load against COPY", flush=True)
             rows += load_rows(load_bench.run(scale=0.005 if args.smoke else 1.0, pg_dsn=args.pg_dsn))
-        if "memory" in parts:
-            from benchmarks import memory_bench
+        if "curves" in parts:
+            from benchmarks import curves
 
-            print("== memory of a full sync", flush=True)
-            sizes = (2_500, 10_000) if args.smoke else (250_000, 1_000_000)
-            rows += memory_bench.run(workdir / "memory", sizes=sizes, pg_dsn=args.pg_dsn)
+            print("== curves: seconds, peak RSS per task and HubSpot calls against portal size", flush=True)
+            name = f"{args.out}-curves" if args.out else ("smoke-curves" if args.smoke else "curves")
+            rows += curves.run(workdir / "curves", sizes=CURVE_SMOKE_SIZES if args.smoke else CURVE_SIZES,
+                               pg_dsn=args.pg_dsn, name=name, in_process=args.smoke)
         if "repair" in parts:
             from benchmarks import repair_bench
 

@@ -15,10 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_extract_and_memory_benchmarks_at_smoke_size(pg_dsn):
+def test_extract_benchmark_at_smoke_size(pg_dsn):
     out = "smoke-test"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--only", "extract", "--only", "memory", "--pg-dsn", pg_dsn,
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--only", "extract", "--pg-dsn", pg_dsn,
          "--out", out],
         cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ),
     )
@@ -31,7 +31,6 @@ def test_extract_and_memory_benchmarks_at_smoke_size(pg_dsn):
     assert measures["full: 429 responses"]["value"] == 0
     assert measures["incremental: 429 responses"]["value"] == 0
     assert measures["our full sync ÷ do-it-yourself, HubSpot calls"]["ratio"] > 0
-    assert any(m.startswith("full sync peak RSS") for m in measures)
     assert (REPO / "benchmarks" / "results" / f"{out}.md").read_text().startswith("Measured")
     path.unlink()
     (REPO / "benchmarks" / "results" / f"{out}.md").unlink()
