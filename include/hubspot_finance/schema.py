@@ -121,6 +121,7 @@ DELETION_KINDS = ("archived", "merged", "permanent")
 
 
 # ------------------------------------------------------------------ migrations
+POSTGRES_ONLY = "postgres:"  # a statement with this prefix runs on PostgreSQL only (recorded as applied on both)
 # Templates: {T:name} is a qualified table name, {text}/{ts}/... dialect types.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
@@ -216,6 +217,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE {T:sync_runs} ADD COLUMN portal_id {int}",
         ],
     ),
+    (
+        5,
+        "free space on each page of the entity tables, so a nightly update stays on its page (HOT)",
+        # fillfactor 80: a run that changes ~20 % of the rows finds room for the new versions on the same page,
+        # so no index entry is written and no page is dirtied twice. Pages written from now on; SQLite has none.
+        [f"{POSTGRES_ONLY}ALTER TABLE {{T:{t}}} SET (fillfactor = 80)" for t in ("customers", "companies", "contracts")],
+    ),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -300,6 +308,10 @@ def migrate(conn: Any, d: Dialect, target: int | None = None) -> list[int]:
             if version in done or version > target:
                 continue
             for stmt in statements:
+                if stmt.startswith(POSTGRES_ONLY):
+                    if d.name != "postgres":
+                        continue
+                    stmt = stmt[len(POSTGRES_ONLY):]
                 cur.execute(render(stmt, d))
             now = datetime.now(timezone.utc)
             cur.execute(

@@ -85,15 +85,65 @@ def record_changes(ctx: LoadContext, decl: ObjectDecl, source: str, newer: str) 
         ctx.summary.contract_changes += max(cur.rowcount, 0)
 
 
+def _classify(ctx: LoadContext, decl: ObjectDecl, data_cols: list[str], S: str) -> tuple[str, dict[str, int]]:
+    """PostgreSQL: ONE pass of staging × table that classifies each staged id — ``n`` new, ``c`` changed (newer
+    and different), ``u`` unchanged, ``s`` stale — and flags deletions; reused for the counts, the contract
+    changes, the UPDATE and the INSERT. Returns the class table and the counts per class (plus ``deleted``)."""
+    ops = ctx.ops
+    T, key = ctx.d.t(decl.table), quote(decl.key_column)
+    newer = newer_condition(ctx, decl, "s")
+    differs = (f"({', '.join('t.' + quote(c) for c in data_cols)}) {ops.DISTINCT} "
+               f"({', '.join('s.' + quote(c) for c in data_cols)})")
+    name = f"stg_class_{decl.table}"
+    ctx.execute(f"DROP TABLE IF EXISTS {ops.stage_ref(name)}")
+    ctx.execute(
+        f"CREATE TEMP TABLE {quote(name)} ON COMMIT DROP AS SELECT s.{key} AS id, CASE WHEN t.{key} IS NULL THEN 'n' "
+        f"WHEN NOT {newer} THEN 's' WHEN {differs} THEN 'c' ELSE 'u' END AS k, "
+        f"(s.is_deleted AND (t.{key} IS NULL OR ({newer} AND NOT t.is_deleted))) AS del "
+        f"FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key}"
+    )
+    C = ops.stage_ref(name)
+    counts = {k: int(n) for k, n in ctx.execute(f"SELECT k, count(*) FROM {C} GROUP BY k").fetchall()}
+    counts["deleted"] = int(ctx.fetch_one(f"SELECT count(*) FROM {C} WHERE del")[0])
+    ops.analyze(ctx.conn.cursor(), C)
+    return C, counts
+
+
+def _upsert_postgres(ctx: LoadContext, decl: ObjectDecl, data_cols: list[str], S: str, s: ObjectSummary) -> None:
+    ctx.execute("SET LOCAL work_mem = '256MB'")  # hash joins of staging × table in memory (this transaction only)
+    T, key = ctx.d.t(decl.table), quote(decl.key_column)
+    C, counts = _classify(ctx, decl, data_cols, S)
+    s.distinct = sum(n for k, n in counts.items() if k != "deleted")
+    s.stale, s.deleted, s.inserted, s.updated = counts.get("s", 0), counts["deleted"], counts.get("n", 0), counts.get("c", 0)
+    cols = ", ".join(quote(c) for c in data_cols)
+    params = ctx.stamp()
+    if s.updated:
+        # only the changed rows, materialized once: contract changes and the UPDATE join just these to the table
+        changed = f"stg_changed_{decl.table}"
+        ctx.execute(f"DROP TABLE IF EXISTS {ctx.ops.stage_ref(changed)}")
+        ctx.execute(f"CREATE TEMP TABLE {quote(changed)} ON COMMIT DROP AS SELECT s.* FROM {S} s JOIN {C} c "
+                    f"ON c.id = s.{key} WHERE c.k = 'c'")
+        X = ctx.ops.stage_ref(changed)
+        ctx.ops.analyze(ctx.conn.cursor(), X)
+        record_changes(ctx, decl, X, newer_condition(ctx, decl, "s"))
+        assignments = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in data_cols if c != decl.key_column)
+        ctx.execute(f"UPDATE {T} AS t SET {assignments}, synced_at = %s, sync_run_id = %s FROM {X} s "
+                    f"WHERE t.{key} = s.{key}", params)
+    if s.inserted:
+        ctx.execute(f"INSERT INTO {T} ({cols}, synced_at, sync_run_id) SELECT {', '.join('s.' + quote(c) for c in data_cols)}, "
+                    f"%s, %s FROM {S} s JOIN {C} c ON c.id = s.{key} WHERE c.k = 'n'", params)
+    s.unchanged = counts.get("u", 0)
+
+
 def upsert(ctx: LoadContext, decl: ObjectDecl, columns: list[tuple[str, str]], source_name: str, s: ObjectSummary) -> None:
     """Staged rows → the table: counts, contract changes, then UPDATE of newer differing rows and INSERT of new ids."""
     d, ops = ctx.d, ctx.ops
     T, key = d.t(decl.table), quote(decl.key_column)
     S = ops.stage_ref(source_name)
-    if d.name == "postgres":
-        ctx.execute(f"ANALYZE {S} ({key})")  # temp tables are never auto-analyzed: row count and key stats for the planner
-        ctx.execute("SET LOCAL work_mem = '256MB'")  # hash joins of staging × table in memory (this transaction only)
     data_cols = [c for c, _ in columns]
+    if d.name == "postgres":
+        _upsert_postgres(ctx, decl, data_cols, S, s)
+        return
     newer = newer_condition(ctx, decl, "s")
 
     def distinct_from(alias: str) -> str:
@@ -110,31 +160,14 @@ def upsert(ctx: LoadContext, decl: ObjectDecl, columns: list[tuple[str, str]], s
     all_cols = data_cols + ["synced_at", "sync_run_id"]
     insert_cols = ", ".join(quote(c) for c in all_cols)
     select = ", ".join([f"s.{quote(c)}" for c in data_cols] + [d.param, d.param])
-    params = ctx.stamp()
-    if d.name == "postgres":
-        # Changed rows: one UPDATE … FROM (a hash join; rows that did not change are not even locked).
-        assignments = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in data_cols if c != decl.key_column)
-        cur = ctx.execute(
-            f"UPDATE {T} AS t SET {assignments}, synced_at = %s, sync_run_id = %s FROM {S} s "
-            f"WHERE t.{key} = s.{key} AND {newer} AND {distinct_from('s')}",
-            params,
-        )
-        s.updated = max(cur.rowcount, 0)
-        cur = ctx.execute(
-            f"INSERT INTO {T} AS t ({insert_cols}) SELECT {select} FROM {S} s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {T} x WHERE x.{key} = s.{key}) ON CONFLICT ({key}) DO NOTHING",
-            params,
-        )
-        s.inserted = max(cur.rowcount, 0)
-    else:
-        s.inserted = ctx.fetch_one(f"SELECT count(*) FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key} WHERE t.{key} IS NULL")[0]
-        s.updated = ctx.fetch_one(f"SELECT count(*) FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE {newer} AND {distinct_from('s')}")[0]
-        sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in all_cols if c != decl.key_column)
-        ctx.execute(
-            f"INSERT INTO {T} AS t ({insert_cols}) SELECT {select} FROM {S} s WHERE true "
-            f"ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {newer_condition(ctx, decl, 'excluded')} AND {distinct_from('excluded')}",
-            params,
-        )
+    s.inserted = ctx.fetch_one(f"SELECT count(*) FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key} WHERE t.{key} IS NULL")[0]
+    s.updated = ctx.fetch_one(f"SELECT count(*) FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE {newer} AND {distinct_from('s')}")[0]
+    sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in all_cols if c != decl.key_column)
+    ctx.execute(
+        f"INSERT INTO {T} AS t ({insert_cols}) SELECT {select} FROM {S} s WHERE true "
+        f"ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {newer_condition(ctx, decl, 'excluded')} AND {distinct_from('excluded')}",
+        ctx.stamp(),
+    )
     s.unchanged = s.distinct - s.inserted - s.updated - s.stale
 
 

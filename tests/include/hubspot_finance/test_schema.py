@@ -81,3 +81,17 @@ def test_upgrade_from_v3_keeps_the_runs_and_records_budget_and_portal_from_then_
     assert applied_versions(conn, d) == list(range(1, LATEST_VERSION + 1))
     assert migrate(conn, d) == []
     conn.close()
+
+
+def test_entity_tables_leave_room_for_updates_on_their_page(db):
+    """PostgreSQL: fillfactor 80 on the entity tables, so a nightly update stays on its page (HOT)."""
+    d = Dialect(db.kind, schema=db.schema)
+    conn = db.connect()
+    migrate(conn, d)
+    if db.kind == "postgres":
+        rows = conn.execute("SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = %s AND c.relname IN ('customers', 'companies', 'contracts') ORDER BY 1",
+                            (db.schema,)).fetchall()
+        assert rows == [(t, ["fillfactor=80"]) for t in ("companies", "contracts", "customers")]
+    assert applied_versions(conn, d) == list(range(1, LATEST_VERSION + 1))
+    conn.close()
