@@ -9,7 +9,8 @@ in fresh processes, as Airflow runs its tasks, so each peak RSS is what one task
 - transform and load (:func:`transform_load`, the one place that knows the pipeline's entry points),
   against a plain ``COPY`` of the same rows into empty unlogged tables, measured in the same run;
 - incremental: 20% of the contacts and 10% of the deals change (the extraction benchmark's shares),
-  then one incremental extract: its calls against the search floor.
+  then one incremental extract, its tasks in this process (only its calls are plotted, and three
+  interpreter start-ups per size are saved): its calls against the search floor.
 
 Writes ``<name>.json`` beside the PNGs (``benchmarks.plots`` draws them) and returns table rows.
 """
@@ -92,7 +93,7 @@ def _transform_child(raw_uri: str, run_id: str, object_type: str) -> dict[str, A
 
 
 def _load_child(raw_uri: str, run_id: str, dsn: str) -> dict[str, Any]:
-    """The load task into a fresh schema (with the transform inside it where the pipeline has no transform step)."""
+    """The load task (the transform tasks' staged datasets) into a fresh schema."""
     import psycopg
 
     from hubspot_finance.load import LoadConfig, LoadPlan, load_run
@@ -111,16 +112,10 @@ def _load_child(raw_uri: str, run_id: str, dsn: str) -> dict[str, Any]:
 
 
 def transform_load(raw_uri: str, run_id: str, dsn: str) -> dict[str, dict[str, Any]]:
-    """The adapter to the pipeline's transform and load: {phase: {seconds, peak_rss_mib}}.
+    """The adapter to the pipeline's transform and load steps: {phase: {seconds, peak_rss_mib}}.
 
-    With a transform step (``hubspot_finance.transform_step``): the per-object transform tasks at once,
-    each in its own process, then the load in its own. Without one the transform runs inside ``load_run``,
-    so "transform+load" is one phase.
+    As the DAG runs them: the per-object transform tasks at once, each in its own process, then the load.
     """
-    try:
-        from hubspot_finance.transform_step import transform_object  # noqa: F401
-    except ImportError:
-        return {"transform+load": _in_child(_load_child, raw_uri, run_id, dsn)}
     started = time.perf_counter()
     tasks = _tasks(_transform_child, [(raw_uri, run_id, o) for o in OBJECTS])
     transform = {"seconds": time.perf_counter() - started, "peak_rss_mib": max(t["peak_rss_mib"] for t in tasks)}
@@ -168,7 +163,7 @@ def copy_floor(dsn: str, workdir: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- one size
 
 
-def _extract_phase(raw_uri: str, run_id: str, windows: dict[str, dict]) -> dict[str, Any]:
+def _extract_phase(raw_uri: str, run_id: str, windows: dict[str, dict], *, here: bool = False) -> dict[str, Any]:
     """Reference + estimates here (the plan task), then the three extract tasks in fresh processes at once."""
     from hubspot_finance import extract
     from hubspot_finance.mapping import load_mapping
@@ -185,7 +180,8 @@ def _extract_phase(raw_uri: str, run_id: str, windows: dict[str, dict]) -> dict[
                                              get_object(o).properties(mapping))["records"]) for o in OBJECTS}
     jobs = [{"object_type": o, "window": windows[o], "run_id": run_id, "raw_uri": raw_uri, "expected": expected[o]}
             for o in OBJECTS]
-    tasks = dict(zip(OBJECTS, _tasks(_extract_task, [(job,) for job in jobs])))
+    done = [_extract_task(job) for job in jobs] if here else _tasks(_extract_task, [(job,) for job in jobs])
+    tasks = dict(zip(OBJECTS, done))
     planning = hook.stats.as_dict()
     calls = planning["total_calls"] + sum(t["calls"] for t in tasks.values())
     search = planning["calls"].get("search", 0) + sum(t["search_calls"] for t in tasks.values())
@@ -255,7 +251,7 @@ def measure_size(workdir: Path, contacts: int, dsn: str) -> dict[str, Any]:
         later = datetime.now(timezone.utc) + timedelta(seconds=1)
         incr = _extract_phase(raw_uri, "curves-incremental", {
             o: plan_window(watermark=watermark, now=later, overlap=timedelta(0), lag_margin=timedelta(0)).as_dict()
-            for o in OBJECTS})
+            for o in OBJECTS}, here=True)
         rate_limited = sum((control.stats().get("rate_limited") or {}).values())
     return {**sizes, "records": full["records"], "changed": sum(changed.values()), "extract": full,
             "phases": phases, "copy": copy, "incremental": incr, "floors": _floors(counts, changed),

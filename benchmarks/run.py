@@ -1,6 +1,6 @@
 """`make bench`: the benchmark suite, every figure a ratio measured in the same run.
 
-    python -m benchmarks.run                # full size (about 12 minutes on 2 cores)
+    python -m benchmarks.run                # full size (its seconds: meta.seconds in latest.json)
     python -m benchmarks.run --smoke        # a few thousand records (the test suite runs this)
     python -m benchmarks.run --only curves  # one part: extract, load, curves or repair
 
