@@ -1,10 +1,12 @@
-"""Extraction against HubSpot's rate ceiling: a full run, then an incremental run after bulk edits.
+"""Extraction against HubSpot's rate ceiling: a full run (list only, then from both ends), then an incremental run.
 
 The sandbox enforces HubSpot's Professional limits (190 calls per 10 s, search 5 per s). The three
 object types are extracted by three processes at once, as Airflow would run the three extract
 tasks, each with its share of the budget. The ceiling of a run is the minimum number of calls the
 API shape allows for that work divided by the allowed rates; search and the general budget are
-separate and overlap, so the ceiling is the larger of the two quotients.
+separate and overlap, so the ceiling is the larger of the two quotients. A full run is measured
+twice: the old list-only read against its rate floor (the calls a list-only read needs on the general
+budget ÷ 19/s), and the read from both ends (list ascending, search descending) against the same floor.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _extract(args: tuple) -> dict[str, Any]:
     from hubspot_finance.windows import Window
     from hubspot_provider.hooks.hubspot import HubSpotHook
 
-    object_type, window, run_id, raw_uri, fraction, expected = args
+    object_type, window, run_id, raw_uri, fraction, expected, both_ends = args
     zone = RawZone(raw_uri)
     decl = get_object(object_type)
     properties, dropped = extract.properties_for_run(zone, run_id, decl)
@@ -48,14 +50,14 @@ def _extract(args: tuple) -> dict[str, Any]:
     started = time.perf_counter()
     manifest = extract.extract_object(
         hook, zone, decl, Window.from_dict(window), run_id, properties, dropped_properties=dropped,
-        expected_records=expected,
+        expected_records=expected, full_from_both_ends=both_ends,
     )
     manifest["task_seconds"] = time.perf_counter() - started
     manifest["peak_rss_mib"] = peak_rss_mib()
     return manifest
 
 
-def _run(pool, url: str, raw_uri: str, run_id: str, windows: dict) -> dict[str, Any]:
+def _run(pool, url: str, raw_uri: str, run_id: str, windows: dict, *, both_ends: bool = True) -> dict[str, Any]:
     from hubspot_finance import extract
     from hubspot_finance.mapping import load_mapping
     from hubspot_finance.objects import get_object
@@ -76,7 +78,9 @@ def _run(pool, url: str, raw_uri: str, run_id: str, windows: dict) -> dict[str, 
         for o in OBJECTS
     }
     fractions = extract.budget_fractions(estimates)
-    jobs = [(o, windows[o], run_id, raw_uri, fractions[o], int(estimates[o]["records"])) for o in OBJECTS]
+    if not both_ends:  # the old path never searched: the budget split it had
+        fractions = extract.budget_fractions({o: {**e, "search_calls": 1.0} for o, e in estimates.items()})
+    jobs = [(o, windows[o], run_id, raw_uri, fractions[o], int(estimates[o]["records"]), both_ends) for o in OBJECTS]
     manifests = {o: m for o, m in zip(OBJECTS, pool.map(_extract, jobs))}
     wall = time.perf_counter() - started
     stats = control.stats()
@@ -134,6 +138,8 @@ def run(workdir: Path, *, contacts: int = 100_000, deals: int = 50_000, companie
         counts = control.state()["counts"]
         now = datetime.now(timezone.utc)
         full_windows = {o: plan_window(watermark=None, now=now, lag_margin=timedelta(0)).as_dict() for o in OBJECTS}
+        old = _run(pool, url, raw_uri, "bench-full-list", full_windows, both_ends=False)
+        time.sleep(10.5)  # the old run's calls leave HubSpot's ten-second window before the new one starts
         full = _run(pool, url, raw_uri, "bench-full", full_windows)
 
         pairs = {"contacts": 1, "deals": 2, "companies": 0}
@@ -144,9 +150,16 @@ def run(workdir: Path, *, contacts: int = 100_000, deals: int = 50_000, companie
         ceiling = _ceiling(general_min, 0)
         records = full["records"]
         rows += [
-            {"measure": f"full extraction ({records:,} records, 3 tasks in parallel)", "value": f"{full['wall_seconds']:.1f} s",
-             "reference": f"ceiling {ceiling:.1f} s ({general_min} calls at 19/s)", "ratio": round(full["wall_seconds"] / ceiling, 3),
-             "target": "≤ 1.2", "met": full["wall_seconds"] <= 1.2 * ceiling},
+            {"measure": "full: list-only rate floor", "value": f"{ceiling:.1f} s",
+             "reference": f"{general_min} calls (list pages, archived listing, associations, reference) at 19/s"},
+            {"measure": f"full extraction, list only, old path ({old['records']:,} records, 3 tasks in parallel)",
+             "value": f"{old['wall_seconds']:.1f} s", "reference": f"floor {ceiling:.1f} s ({old['search_calls']} searches)",
+             "ratio": round(old["wall_seconds"] / ceiling, 3), "target": "≤ 1.2", "met": old["wall_seconds"] <= 1.2 * ceiling},
+            {"measure": "full, list only: 429 responses", "value": sum(old["rate_limited"].values()), "target": "0",
+             "met": not old["rate_limited"]},
+            {"measure": f"full extraction ({records:,} records, 3 tasks in parallel, both ends: list ascending + search descending)",
+             "value": f"{full['wall_seconds']:.1f} s", "reference": f"floor {ceiling:.1f} s ({full['search_calls']} searches)",
+             "ratio": round(full["wall_seconds"] / ceiling, 3), "target": "≤ 0.75", "met": full["wall_seconds"] <= 0.75 * ceiling},
             {"measure": "full: calls per 1,000 records", "value": round(1000 * full["calls"] / records, 2),
              "reference": f"{full['calls']} calls", "target": "≤ 12", "met": 1000 * full["calls"] / records <= 12},
             {"measure": "full: 429 responses", "value": sum(full["rate_limited"].values()), "target": "0",
