@@ -105,7 +105,7 @@ def _classify(ctx: LoadContext, decl: ObjectDecl, data_cols: list[str], S: str) 
     C = ops.stage_ref(name)
     counts = {k: int(n) for k, n in ctx.execute(f"SELECT k, count(*) FROM {C} GROUP BY k").fetchall()}
     counts["deleted"] = int(ctx.fetch_one(f"SELECT count(*) FROM {C} WHERE del")[0])
-    ops.analyze(ctx.conn.cursor(), C)
+    ops.analyze(ctx.conn.cursor(), C, ["id", "k"])
     return C, counts
 
 
@@ -124,7 +124,7 @@ def _upsert_postgres(ctx: LoadContext, decl: ObjectDecl, data_cols: list[str], S
         ctx.execute(f"CREATE TEMP TABLE {quote(changed)} ON COMMIT DROP AS SELECT s.* FROM {S} s JOIN {C} c "
                     f"ON c.id = s.{key} WHERE c.k = 'c'")
         X = ctx.ops.stage_ref(changed)
-        ctx.ops.analyze(ctx.conn.cursor(), X)
+        ctx.ops.analyze(ctx.conn.cursor(), X, [decl.key_column])
         record_changes(ctx, decl, X, newer_condition(ctx, decl, "s"))
         assignments = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in data_cols if c != decl.key_column)
         ctx.execute(f"UPDATE {T} AS t SET {assignments}, synced_at = %s, sync_run_id = %s FROM {X} s "

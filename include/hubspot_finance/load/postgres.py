@@ -166,9 +166,22 @@ def bool_or(left: str, right: str) -> str:
     return f"({left} OR {right})"
 
 
-def analyze(cur: Any, table_sql: str) -> None:
-    """Temp tables are never auto-analyzed: give the planner their row counts before joining them."""
-    cur.execute(f"ANALYZE {table_sql}")
+def analyze(cur: Any, table_sql: str, columns: list[str] | None = None) -> None:
+    """Temp tables are never auto-analyzed: give the planner their row counts before joining them.
+
+    Only the join ``columns`` when given: statistics of wide JSON columns cost seconds and plan nothing."""
+    cur.execute(f"ANALYZE {table_sql}" + (f" ({', '.join(quote(c) for c in columns)})" if columns else ""))
+
+
+def session_setup(conn: Any) -> None:
+    """Room for the load's TEMP staging tables in the backend's memory (PostgreSQL's default is 8 MB, so a
+    staging table of a million rows would be written out and read back). Only possible before the session's
+    first temp table; a reused connection keeps what it has."""
+    try:
+        conn.execute("SET temp_buffers = '256MB'")
+        conn.commit()  # a session setting: kept after this (empty) transaction
+    except Exception:  # pragma: no cover - temp tables already used in this session
+        conn.rollback()
 
 
 def any_true(expr: str) -> str:

@@ -78,6 +78,7 @@ class RunLoader:
 
     def run(self) -> RunSummary:
         ctx, cfg = self.ctx, self.plan.config
+        ctx.ops.session_setup(ctx.conn)
         if cfg.migrate:
             ctx.summary.migrations_applied = migrate(ctx.conn, ctx.d)
         try:

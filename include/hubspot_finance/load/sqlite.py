@@ -106,6 +106,10 @@ def assoc_merge_sql(stage: str, out: str, f: str, t: str) -> str:
     )
 
 
+def session_setup(conn: Any) -> None:
+    """Nothing to set up: SQLite keeps temp tables in its page cache."""
+
+
 def to_param(value: Any, logical: str) -> Any:
     if value is None:
         return None
@@ -127,7 +131,7 @@ def bool_or(left: str, right: str) -> str:
     return f"MAX({left}, {right})"
 
 
-def analyze(cur: Any, table_sql: str) -> None:
+def analyze(cur: Any, table_sql: str, columns: list[str] | None = None) -> None:
     """SQLite plans temp-table joins well without statistics."""
 
 

@@ -78,5 +78,5 @@ def stage(ctx: LoadContext, decl: ObjectDecl, columns: list[tuple[str, str]], ma
             writer.write_arrow(table, constants)
         out.written = writer.rows
     if not direct:
-        ops.analyze(cur, target)  # temp tables are never auto-analyzed: the planner needs their size
+        ops.analyze(cur, target, [decl.key_column])  # never auto-analyzed: the planner needs its size
     return out
