@@ -72,12 +72,13 @@ class StagedWriter(_DatasetWriter):
     def __init__(self, zone: RawZone, object_type: str, run_id: str):
         super().__init__(zone, RawZone.staged_rel(object_type, run_id), run_id, object_type, zone.chunk_rows)
         self.spill: list[dict[str, Any]] = []
-        self.rows = 0
+        self.rows = self.archived = 0
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows:
             self._write_part("part", len(self.parts), table, self.parts)
             self.rows += table.num_rows
+            self.archived += int(pc.sum(table.column("is_deleted")).as_py() or 0)
 
     def add_spill(self, table: pa.Table) -> None:
         self._write_part("dup", len(self.spill), table, self.spill)
@@ -169,10 +170,9 @@ def transform_object(zone: RawZone, run_id: str, object_type: str, config: LoadC
             writer.add(part.filter(pc.is_in(part.column(ORD), value_set=won)).drop_columns([ORD]))
     writer.write_json("rejects.json", rejects)
     writer.write_json("merges.json", merges)
-    archived = sum(int(pc.sum(t.column("is_deleted")).as_py() or 0) for t in writer.read(writer.parts, ["is_deleted"]))
     manifest = writer.commit({
         "raw_dataset": raw.dataset, "raw_rows": raw.rows, "rejected": len(rejects), "merges": len(merges),
-        "warnings": dict(sorted(warnings.items())), "archived": archived, "columns": [list(c) for c in columns],
+        "warnings": dict(sorted(warnings.items())), "archived": writer.archived, "columns": [list(c) for c in columns],
         "max_updated_at": max_updated.isoformat() if max_updated else None,
     })
     writer.drop_spill()
