@@ -38,7 +38,8 @@ unknown currencies, impossible close dates → rejects), archived records, merge
 Result dict (seconds, rows/s, ratios): see :func:`run`'s return statement; ``ratios`` holds
 ``load_vs_copy`` (target ≤ 1.5), ``upsert_vs_copy`` (target ≤ 2.5), ``to_sql_vs_load`` (target ≥ 10); peak RSS
 ≤ 512 MiB per task (transform and load measured separately). Each load also reports ``profile``: the top
-functions by cumulative time (cProfile) and its SQL statements' seconds, i.e. where the time goes.
+functions by cumulative time (cProfile), i.e. where the time goes (psycopg's ``wait`` and the COPY's
+``finish`` are the server's share: parsing JSONB/timestamps/numerics, the primary-key index, WAL).
 
 Command line: ``.venv/bin/python -m benchmarks.load_bench [--scale 0.01] [--pg-dsn DSN] [--no-sqlite]``.
 """
