@@ -14,6 +14,8 @@ from hubspot_devtools.local import REPO, sandbox_process
 
 RESULTS = REPO / "benchmarks" / "results"
 CONN_ID = "hubspot_bench"
+# The same sandbox with the whole budget to this pipeline (budget_share 1.0: no reserve for other integrations).
+WHOLE_BUDGET_CONN_ID = "hubspot_bench_whole"
 
 
 @contextmanager
@@ -30,11 +32,10 @@ def sandbox(workdir: Path, *, contacts: int, deals: int, companies: int, tier: s
             "--recent-days", "0"]
     args += ["--tier", tier] if tier else ["--no-rate-limits"]
     with sandbox_process(workdir, args=args) as (url, token):
-        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
-            {"conn_type": "hubspot", "host": url, "password": token,
-             "extra": {"requests_per_ten_seconds": 190 if tier else 1_000_000,
-                       "search_requests_per_second": 5 if tier else 1_000}}
-        )
+        extra = {"requests_per_ten_seconds": 190 if tier else 1_000_000, "search_requests_per_second": 5 if tier else 1_000}
+        for conn_id, share in ((CONN_ID, {}), (WHOLE_BUDGET_CONN_ID, {"budget_share": 1.0})):
+            os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
+                {"conn_type": "hubspot", "host": url, "password": token, "extra": {**extra, **share}})
         yield url, token
 
 
