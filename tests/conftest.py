@@ -19,6 +19,10 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
+# Airflow configures logging (dictConfig on the root logger) the first time it is imported. Do it now,
+# once, so a test that imports it first (lazily, deep in the code) does not detach its own caplog.
+import airflow  # noqa: E402, F401
+
 PG_DSN_ENV = "HUBSPOT_SYNC_TEST_PG_DSN"
 REQUIRE_PG_ENV = "HUBSPOT_SYNC_REQUIRE_PG"
 

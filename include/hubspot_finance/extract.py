@@ -39,7 +39,7 @@ from hubspot_finance.rawzone import RawZone
 from hubspot_finance.search_slicing import SliceStats, iter_changed
 from hubspot_finance.state import FinanceIds
 from hubspot_finance.timeparse import parse_hubspot_datetime, to_ms
-from hubspot_finance.two_ended import SEARCH_PAGE, read_both_ends
+from hubspot_finance.two_ended import SEARCH_PAGE, id_number, read_both_ends
 from hubspot_finance.windows import Window
 
 log = logging.getLogger(__name__)
@@ -451,6 +451,12 @@ def _read_from_both_ends(hook, decl, properties, take, hydrator, progress) -> se
                 pending.clear()
 
         def on_page(records: list[dict[str, Any]]) -> None:
+            malformed = [r for r in records if id_number(r) is None]
+            if malformed:  # written as read, for the transform to reject with its reason; never deduplicated
+                with lock:
+                    take(malformed)
+                    progress.add(len(malformed))
+                records = [r for r in records if id_number(r) is not None]
             with lock:
                 seen.update(str(r["id"]) for r in records)
                 fresh = [r for r in records if str(r["id"]) not in claimed]

@@ -61,6 +61,17 @@ class Meeting:
             return self.failed or not self.ordered or self.list_max >= self.search_min
 
 
+def id_number(record: dict[str, Any]) -> int | None:
+    """A record's id as a number; None for a malformed one (no id, not digits), which the transform rejects."""
+    value = str(record.get("id") or "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _positions(records: Records) -> list[int]:
+    """The ids that place a page in the id space (malformed ones say nothing about where an end is)."""
+    return [n for n in map(id_number, records) if n is not None]
+
+
 def read_both_ends(
     hook: Any,
     object_type: str,
@@ -83,7 +94,7 @@ def read_both_ends(
 
     def ascending() -> None:
         for page in hook.iter_list_pages(object_type, list(list_properties)):
-            ids = [int(r["id"]) for r in page.results]
+            ids = _positions(page.results)
             meeting.listed(ids)
             on_listed(page.results)
             if meeting.list_done():
@@ -95,7 +106,7 @@ def read_both_ends(
             filters = [{"propertyName": "hs_object_id", "operator": "LT", "value": str(below)}] if below is not None else []
             page = hook.search_page(object_type, filter_groups=[{"filters": filters}] if filters else [],
                                     sorts=DESCENDING, properties=list(search_properties), limit=SEARCH_PAGE)
-            ids = [int(r["id"]) for r in page.results]
+            ids = _positions(page.results)
             if not ids:
                 return
             if below is not None and max(ids) >= below:

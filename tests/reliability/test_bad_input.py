@@ -1,5 +1,5 @@
 """Bad input from HubSpot, through the real HTTP path (the sandbox answers the list calls with crafted
-pages), the raw zone and the load: every record ends as a loaded row, a nulled field with a warning,
+pages, and search with nothing), the raw zone and the load: every record ends as a loaded row, a nulled field with a warning,
 or a rejected_records row with its reasons; never a crash, never a silent drop, never SQL built from data."""
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ DEALS = [
 def crafted(sb):
     sb.control.add_fault(path=r"objects/2026-09/contacts\?.*archived=false", status=200, body={"results": CONTACTS}, times=1)
     sb.control.add_fault(path=r"objects/2026-09/deals\?.*archived=false", status=200, body={"results": DEALS}, times=1)
+    # The crafted pages are the whole portal: search (the full read's other end) has nothing indexed yet.
+    sb.control.add_fault(path=r"objects/2026-09/(contacts|deals)/search", status=200, body={"total": 0, "results": []})
     ghost = {"results": [{"from": {"id": "1005"}, "to": [{"toObjectId": 7777777777, "associationTypes": [
         {"category": "HUBSPOT_DEFINED", "typeId": 279, "label": None}]}]}]}
     sb.control.add_fault(path=r"associations/2026-09/contacts/companies", status=200, body=ghost, times=1)
