@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="a few thousand records: checks the code, not the targets")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
     parser.add_argument("--pg-dsn", default=os.environ.get("HUBSPOT_SYNC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--curve-sizes", default=None, metavar="N,N,…",
+                        help=f"contacts per curve point (default {','.join(map(str, CURVE_SIZES))})")
     parser.add_argument("--out", default=None, help="results name (default: latest, or smoke)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -98,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
             print("== curves: seconds, peak RSS per task and HubSpot calls against portal size", flush=True)
             name = f"{args.out}-curves" if args.out else ("smoke-curves" if args.smoke else "curves")
-            rows += curves.run(workdir / "curves", sizes=CURVE_SMOKE_SIZES if args.smoke else CURVE_SIZES,
+            sizes = tuple(int(n) for n in args.curve_sizes.split(",")) if args.curve_sizes else (
+                CURVE_SMOKE_SIZES if args.smoke else CURVE_SIZES)
+            rows += curves.run(workdir / "curves", sizes=sizes,
                                pg_dsn=args.pg_dsn, name=name, in_process=args.smoke)
         if "repair" in parts:
             from benchmarks import repair_bench
