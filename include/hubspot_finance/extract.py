@@ -217,49 +217,53 @@ def extract_object(
         )
     writer = zone.record_writer(decl.name, run_id, properties)
     links = AssociationReader(hook, zone, decl, run_id)
-    log.info("%s: %s extraction, window %s", decl.name, window.mode, _describe(window))
+    try:
+        log.info("%s: %s extraction, window %s", decl.name, window.mode, _describe(window))
 
-    def take(records: list[dict[str, Any]]) -> None:
-        writer.write(records)
-        result.records += len(records)
-        links.add(str(r["id"]) for r in records if not r.get("archived"))
+        def take(records: list[dict[str, Any]]) -> None:
+            writer.write(records)
+            result.records += len(records)
+            links.add(str(r["id"]) for r in records if not r.get("archived"))
 
-    def take_hydrated(records: list[dict[str, Any]]) -> None:
-        result.hydrated += len(records)
-        take(records)
+        def take_hydrated(records: list[dict[str, Any]]) -> None:
+            result.hydrated += len(records)
+            take(records)
 
-    hydrator = Hydrator(hook, decl.name, properties, take_hydrated)
-    listed_live: set[str] | None = None
-    if window.mode == "full":
-        listed_live = _extract_full(hook, decl, properties, take, hydrator, expected_records, both_ends=full_from_both_ends)
-    elif not window.is_empty:
-        _extract_changes(hook, decl, window, properties, take, hydrator, result, search_page_size, expected_records)
-    if finance.retry:
-        log.info("%s: reading %d rejected records again (retry list)", decl.name, len(finance.retry))
-        retry = Hydrator(hook, decl.name, properties, take_hydrated, retries=0)  # gone: off the list, no waiting
-        retry.read(finance.retry)
-        result.retried = len(finance.retry) - len(retry.unread)
-        result.retry_gone = sorted(retry.unread, key=int)
-    archived_ids = _extract_archived(hook, decl, window, properties, take, result)
-    for record_id in [i for i in hydrator.unread if i in archived_ids]:
-        del hydrator.unread[record_id]  # deleted meanwhile: its archived copy was read
-    result.unread = dict(hydrator.unread)
-    if (run_sweep or window.mode == "full") and finance.known:
-        # a full listing has just seen every live id: the sweep need not list them again
-        swept = sweep(hook, decl, finance.known, archived_ids, properties, take_hydrated, live_ids=listed_live)
-        writer.write_json("purged.json", swept.purged)
-        result.sweep = {"live": swept.live, "candidates": swept.candidates, "found": swept.found,
-                        "purged": len(swept.purged), "calls": swept.calls}
-    if reconcile_associations and links.writers:
-        calls_before = hook.stats.total_calls
-        todo = [i for i in finance.live if i not in links.seen]
-        links.add(todo)
-        links.flush()
-        result.reconciliation = {"ids": len(todo), "calls": hook.stats.total_calls - calls_before}
-        log.info("%s: associations of %d unchanged records reconciled in %d calls", decl.name, len(todo),
-                 result.reconciliation["calls"])
-    _hold_watermark(result)
-    result.associations = links.commit(window)
+        hydrator = Hydrator(hook, decl.name, properties, take_hydrated)
+        listed_live: set[str] | None = None
+        if window.mode == "full":
+            listed_live = _extract_full(hook, decl, properties, take, hydrator, expected_records, both_ends=full_from_both_ends)
+        elif not window.is_empty:
+            _extract_changes(hook, decl, window, properties, take, hydrator, result, search_page_size, expected_records)
+        if finance.retry:
+            log.info("%s: reading %d rejected records again (retry list)", decl.name, len(finance.retry))
+            retry = Hydrator(hook, decl.name, properties, take_hydrated, retries=0)  # gone: off the list, no waiting
+            retry.read(finance.retry)
+            result.retried = len(finance.retry) - len(retry.unread)
+            result.retry_gone = sorted(retry.unread, key=int)
+        archived_ids = _extract_archived(hook, decl, window, properties, take, result)
+        for record_id in [i for i in hydrator.unread if i in archived_ids]:
+            del hydrator.unread[record_id]  # deleted meanwhile: its archived copy was read
+        result.unread = dict(hydrator.unread)
+        if (run_sweep or window.mode == "full") and finance.known:
+            # a full listing has just seen every live id: the sweep need not list them again
+            swept = sweep(hook, decl, finance.known, archived_ids, properties, take_hydrated, live_ids=listed_live)
+            writer.write_json("purged.json", swept.purged)
+            result.sweep = {"live": swept.live, "candidates": swept.candidates, "found": swept.found,
+                            "purged": len(swept.purged), "calls": swept.calls}
+        if reconcile_associations and links.writers:
+            links.drain()  # the read's own association batches, so the calls below are the reconciliation's
+            calls_before = hook.stats.total_calls
+            todo = [i for i in finance.live if i not in links.seen]
+            links.add(todo)
+            links.flush()
+            result.reconciliation = {"ids": len(todo), "calls": hook.stats.total_calls - calls_before}
+            log.info("%s: associations of %d unchanged records reconciled in %d calls", decl.name, len(todo),
+                     result.reconciliation["calls"])
+        _hold_watermark(result)
+        result.associations = links.commit(window)
+    finally:
+        links.close()  # its reading thread stops whatever happened (commit has flushed it)
     result.calls = _calls_delta(before, hook.stats.as_dict())
     result.seconds = time.monotonic() - started
     manifest = writer.commit(result.as_manifest_extra())

@@ -214,3 +214,39 @@ def test_three_full_reads_share_both_budgets_without_a_429(hubspot_connection, t
         # The search budget was shared too. How far each object's search end got depends on how fast its
         # list end ran on this machine (a small object's ends can meet after one search), not on the design.
         assert searched["contacts"] >= 1 and sum(searched.values()) >= 3, (searched, fractions)
+
+
+def test_an_association_read_in_flight_never_holds_up_the_search_end(sandbox, hubspot_connection, tmp_path):
+    """Associations are read 1,000 ids a call on the general budget; while one is in flight (here made slow),
+    the search end goes on searching: the ends never wait for association reads."""
+    sandbox.control.reset(seed=31, contacts=3_000, companies=700, deals=40)
+    sandbox.control.freeze_clock(T0)
+    # the list end slower than the search end (as under HubSpot's budgets), the first association read slow
+    sandbox.control.add_fault(path="/crm/objects/2026-09/contacts", method="GET", action="delay", delay_s=0.05)
+    slow = sandbox.control.add_fault(path="/associations/", method="POST", action="delay", delay_s=3.0, times=1)["id"]
+    sandbox.control.reset_stats()
+    samples: list[dict] = []
+    done = threading.Event()
+
+    def watch() -> None:  # the sandbox's own counters: a fault is counted on arrival, a call when answered
+        while not done.is_set():
+            samples.append(sandbox.state.stats.snapshot())
+            done.wait(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    zone = RawZone(tmp_path.as_uri(), chunk_rows=500)
+    try:
+        full_read(sandbox, hubspot_connection(sandbox), zone, "contacts", "slow-links")
+    finally:
+        done.set()
+        watcher.join()
+        sandbox.control.clear_faults()
+    arrived = next(s for s in samples if s["faults"].get(slow))
+    answered = next(s for s in samples if s["calls"].get("associations"))
+    searched_meanwhile = answered["calls"].get("search", 0) - arrived["calls"].get("search", 0)
+    assert searched_meanwhile >= 3, (
+        f"the search end stalled while the association read was in flight ({searched_meanwhile} searches; "
+        f"{arrived['calls']} when it started, {answered['calls']} when it was answered)")
+    ids, _ = read_back(zone, "contacts", "slow-links")
+    assert len(ids) == len(set(ids)) and set(ids) == set(live(sandbox, "contacts"))
