@@ -224,6 +224,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # so no index entry is written and no page is dirtied twice. Pages written from now on; SQLite has none.
         [f"{POSTGRES_ONLY}ALTER TABLE {{T:{t}}} SET (fillfactor = 80)" for t in ("customers", "companies", "contracts")],
     ),
+    (
+        6,
+        "a content hash per entity row, so a load ships full rows only for new and changed ids",
+        # row_hash.row_hashes of the row as last loaded; NULL (rows from before, or changed by a merge or a
+        # permanent delete since) always counts as possibly changed
+        [f"ALTER TABLE {{T:{t}}} ADD COLUMN content_hash {{int}}" for t in ("customers", "companies", "contracts")],
+    ),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

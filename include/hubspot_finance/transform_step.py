@@ -5,7 +5,7 @@ or failing, and so objects transform in parallel on any worker (the raw zone is 
 
 Output ``staged/{object}/run={run}/``: parts with ONE row per id and Arrow types (money
 ``decimal256(60, 30)``, exact for every value validation accepts; times ``timestamp[ms, UTC]``; dates
-``date32``; booleans; text and JSON as strings), the side files ``rejects.json`` and ``merges.json``, then
+``date32``; booleans; text and JSON as strings) plus each row's content hash (:mod:`.row_hash`), the side files ``rejects.json`` and ``merges.json``, then
 ``_manifest.json`` LAST (counts, warnings, max ``updated_at``, columns). A retry first deletes the stale
 manifest and rewrites the parts under the same names: an interrupted transform leaves no manifest (the
 load refuses the run) and a retry converges.
@@ -33,6 +33,7 @@ from hubspot_finance.objects import OBJECTS, get_object
 from hubspot_finance.rawzone import (
     IncompleteDatasetError, Manifest, RawZone, StagedDatasetMissingError, _DatasetWriter,
 )
+from hubspot_finance.row_hash import HASH_VERSION, with_hash
 from hubspot_finance.transform import Reference, table_columns, transform_chunk
 
 __all__ = ["StagedDatasetMissingError", "transform_object", "transform_run", "transform_and_load"]
@@ -151,7 +152,7 @@ def transform_object(zone: RawZone, run_id: str, object_type: str, config: LoadC
         rejects.extend(res.rejects)
         merges.extend([a, s, at.isoformat()] for a, s, at in res.merges)
         warnings.update(res.warnings)
-        out = to_arrow(res.rows, columns)
+        out = with_hash(to_arrow(res.rows, columns), columns)
         if out.num_rows:
             latest = pc.max(out.column("updated_at")).as_py()
             if latest is not None and (max_updated is None or latest > max_updated):
@@ -173,7 +174,7 @@ def transform_object(zone: RawZone, run_id: str, object_type: str, config: LoadC
     manifest = writer.commit({
         "raw_dataset": raw.dataset, "raw_rows": raw.rows, "rejected": len(rejects), "merges": len(merges),
         "warnings": dict(sorted(warnings.items())), "archived": writer.archived, "columns": [list(c) for c in columns],
-        "max_updated_at": max_updated.isoformat() if max_updated else None,
+        "max_updated_at": max_updated.isoformat() if max_updated else None, "content_hash": HASH_VERSION,
     })
     writer.drop_spill()
     return manifest

@@ -8,6 +8,8 @@ Which incoming row may replace a stored one (:func:`newer_condition`):
   is never turned back from ``permanent`` by an older archived copy.
 Deletions keep the values HubSpot shows for the deleted record, and ``contract_changes`` gets one
 ``is_deleted`` row for a deal deleted in any way (archived, merged, permanently deleted).
+Each row keeps the content hash it was loaded with (:mod:`hubspot_finance.row_hash`); whatever changes a row
+otherwise (a merge, a permanent delete) sets it NULL, so an equal hash always means equal loaded values.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 from hubspot_finance.load.context import LoadContext, iso
 from hubspot_finance.objects import ObjectDecl
 from hubspot_finance.rawzone import Manifest, parse_hubspot_time
+from hubspot_finance.row_hash import HASH_COLUMN
 from hubspot_finance.schema import CHANGE_TRACKED, ENTITY_COLUMNS, quote
 from hubspot_finance.summary import ObjectSummary
 
@@ -115,7 +118,8 @@ def _upsert_postgres(ctx: LoadContext, decl: ObjectDecl, data_cols: list[str], S
     C, counts = _classify(ctx, decl, data_cols, S)
     s.distinct = sum(n for k, n in counts.items() if k != "deleted")
     s.stale, s.deleted, s.inserted, s.updated = counts.get("s", 0), counts["deleted"], counts.get("n", 0), counts.get("c", 0)
-    cols = ", ".join(quote(c) for c in data_cols)
+    write_cols = data_cols + [HASH_COLUMN]
+    cols = ", ".join(quote(c) for c in write_cols)
     params = ctx.stamp()
     if s.updated:
         # only the changed rows, materialized once: contract changes and the UPDATE join just these to the table
@@ -126,13 +130,17 @@ def _upsert_postgres(ctx: LoadContext, decl: ObjectDecl, data_cols: list[str], S
         X = ctx.ops.stage_ref(changed)
         ctx.ops.analyze(ctx.conn.cursor(), X, [decl.key_column])
         record_changes(ctx, decl, X, newer_condition(ctx, decl, "s"))
-        assignments = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in data_cols if c != decl.key_column)
+        assignments = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in write_cols if c != decl.key_column)
         ctx.execute(f"UPDATE {T} AS t SET {assignments}, synced_at = %s, sync_run_id = %s FROM {X} s "
                     f"WHERE t.{key} = s.{key}", params)
     if s.inserted:
-        ctx.execute(f"INSERT INTO {T} ({cols}, synced_at, sync_run_id) SELECT {', '.join('s.' + quote(c) for c in data_cols)}, "
+        ctx.execute(f"INSERT INTO {T} ({cols}, synced_at, sync_run_id) SELECT {', '.join('s.' + quote(c) for c in write_cols)}, "
                     f"%s, %s FROM {S} s JOIN {C} c ON c.id = s.{key} WHERE c.k = 'n'", params)
     s.unchanged = counts.get("u", 0)
+    if s.unchanged:  # equal values under another (or no) stored hash: keep the new hash, so the next load skips them
+        ctx.execute(f"UPDATE {T} AS t SET {HASH_COLUMN} = s.{HASH_COLUMN} FROM {S} s JOIN {C} c ON c.id = s.{key} "
+                    f"WHERE t.{key} = s.{key} AND c.k = 'u' AND s.{HASH_COLUMN} IS NOT NULL "
+                    f"AND t.{HASH_COLUMN} IS DISTINCT FROM s.{HASH_COLUMN}")
 
 
 def upsert(ctx: LoadContext, decl: ObjectDecl, columns: list[tuple[str, str]], source_name: str, s: ObjectSummary) -> None:
@@ -157,9 +165,9 @@ def upsert(ctx: LoadContext, decl: ObjectDecl, columns: list[tuple[str, str]], s
         f"THEN 1 ELSE 0 END), 0) FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key}"
     ))
     record_changes(ctx, decl, S, newer)
-    all_cols = data_cols + ["synced_at", "sync_run_id"]
+    all_cols = data_cols + [HASH_COLUMN, "synced_at", "sync_run_id"]
     insert_cols = ", ".join(quote(c) for c in all_cols)
-    select = ", ".join([f"s.{quote(c)}" for c in data_cols] + [d.param, d.param])
+    select = ", ".join([f"s.{quote(c)}" for c in data_cols + [HASH_COLUMN]] + [d.param, d.param])
     s.inserted = ctx.fetch_one(f"SELECT count(*) FROM {S} s LEFT JOIN {T} t ON t.{key} = s.{key} WHERE t.{key} IS NULL")[0]
     s.updated = ctx.fetch_one(f"SELECT count(*) FROM {S} s JOIN {T} t ON t.{key} = s.{key} WHERE {newer} AND {distinct_from('s')}")[0]
     sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in all_cols if c != decl.key_column)
@@ -210,7 +218,7 @@ def apply_merges(ctx: LoadContext, decl: ObjectDecl, merges: list[tuple[str, str
     cur = ctx.execute(
         f"UPDATE {T} AS t SET is_deleted = {ops.TRUE}, deleted_at = COALESCE(t.deleted_at, m.survivor_updated_at), "
         f"deletion_kind = 'merged', {merged_col} = m.survivor, updated_at = {ops.GREATEST}(t.updated_at, m.survivor_updated_at), "
-        f"synced_at = {d.param}, sync_run_id = {d.param} FROM {M} m WHERE t.{key} = m.absorbed AND {applies}",
+        f"{HASH_COLUMN} = NULL, synced_at = {d.param}, sync_run_id = {d.param} FROM {M} m WHERE t.{key} = m.absorbed AND {applies}",
         ctx.stamp(),
     )
     s.merged = max(cur.rowcount, 0)
@@ -237,7 +245,7 @@ def apply_purges(ctx: LoadContext, decl: ObjectDecl, purged: list[dict[str, Any]
     _deletion_changes(ctx, decl, f"JOIN {P} p ON t.{key} = p.hubspot_id WHERE {applies}", "p.detected_at", ())
     cur = ctx.execute(
         f"UPDATE {T} AS t SET is_deleted = {ops.TRUE}, deleted_at = p.detected_at, deletion_kind = 'permanent', "
-        f"synced_at = {d.param}, sync_run_id = {d.param} FROM {P} p WHERE t.{key} = p.hubspot_id AND {applies}",
+        f"{HASH_COLUMN} = NULL, synced_at = {d.param}, sync_run_id = {d.param} FROM {P} p WHERE t.{key} = p.hubspot_id AND {applies}",
         ctx.stamp(),
     )
     s.purged = max(cur.rowcount, 0)
@@ -245,7 +253,7 @@ def apply_purges(ctx: LoadContext, decl: ObjectDecl, purged: list[dict[str, Any]
     personal = PERSONAL_COLUMNS.get(decl.table)
     if personal and ctx.plan.config.erase_personal_data:
         erased = ", ".join(f"{quote(c)} = NULL" for c in personal)
-        ctx.execute(f"UPDATE {T} SET {erased}, properties = '{{}}' WHERE deletion_kind = 'permanent' "
+        ctx.execute(f"UPDATE {T} SET {erased}, properties = '{{}}', {HASH_COLUMN} = NULL WHERE deletion_kind = 'permanent' "
                     f"AND {key} IN (SELECT hubspot_id FROM {P})")
         ctx.execute(f"UPDATE {d.t('rejected_records')} SET raw_record = NULL WHERE object_type = {d.param} "
                     f"AND hubspot_id IN (SELECT hubspot_id FROM {P})", (decl.name,))

@@ -134,9 +134,13 @@ class RunLoader:
             s.deleted = staged.deleted
         else:
             entities.upsert(ctx, decl, columns, staged.source, s)
+            # rows the key pass settled without shipping them (stale; unchanged by their content hash)
+            s.stale, s.unchanged = s.stale + staged.settled.get("s", 0), s.unchanged + staged.settled.get("u", 0)
+            s.distinct += sum(staged.settled.values())
         entities.apply_merges(ctx, decl, staged.merges, s)
         entities.apply_purges(ctx, decl, self.plan.zone.read_dataset_json(manifest, "purged.json", default=[]), s)
-        entities.record_rejects(ctx, decl, staged.rejects, staged.source, s, manifest.extra.get("retry_gone") or [])
+        entities.record_rejects(ctx, decl, staged.rejects, staged.keys_source or staged.source, s,
+                                manifest.extra.get("retry_gone") or [])
         entities.move_watermark(ctx, object_type, manifest, staged.max_updated, s)
 
     # ------------------------------------------------------------ sync_runs
