@@ -28,11 +28,15 @@ help:
 
 install: $(STAMP)
 
+# --compile-bytecode: uv writes no .pyc by default and PYTHONDONTWRITEBYTECODE (exported above) forbids writing them
+# later, so without it every process (each Airflow task, each test subprocess) compiles Airflow and pandas
+# from source again: about 7 s of CPU per process on this machine instead of 2.5.
+
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml plugins/hubspot-provider/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	@test -x $(UV) || $(VENV)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(UV) pip install --quiet --python $(PY) -c constraints.txt \
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -c constraints.txt \
 		-r requirements.txt -r requirements-dev.txt \
 		-e . -e plugins/hubspot-provider
 	@touch $(STAMP)
