@@ -22,6 +22,12 @@ import pyarrow.csv as pacsv
 from hubspot_finance.load.arrow_cols import column, money_text
 from hubspot_finance.schema import Dialect, quote
 
+# Memory of the COPY stream: CSV is made per slice of this many rows (~7 MB of contacts), and at most
+# QUEUED_BUFFERS pieces of psycopg's 128 kB (16 MB) wait for the sending thread — its default queue holds
+# 1024 (128 MB) and, while the server is the slower side, fills up.
+CSV_SLICE_ROWS = 10_000
+QUEUED_BUFFERS = 128
+
 ARROW_TYPES = {"text": pa.string(), "money": pa.string(), "json": pa.string(), "bool": pa.bool_(),
                "ts": pa.timestamp("ms", tz="UTC"), "date": pa.date32(), "int": pa.int64()}
 DISTINCT = "IS DISTINCT FROM"
@@ -119,18 +125,28 @@ class _CopyWriter:
             self.rows += len(frame)
 
     def write_arrow(self, table: pa.Table, constants: dict[str, Any]) -> None:
-        if table.num_rows:
-            self.cp.write(arrow_csv(table, self.columns, constants))
-            self.rows += table.num_rows
+        for at in range(0, table.num_rows, CSV_SLICE_ROWS):
+            part = table.slice(at, CSV_SLICE_ROWS)
+            self.cp.write(memoryview(arrow_csv(part, self.columns, constants)))  # sliced for sending without copies
+            self.rows += part.num_rows
+
+
+def _bounded_writer(cur: Any) -> Any:
+    """psycopg's queued writer (sends from a worker thread) with its queue bounded by :data:`QUEUED_BUFFERS`."""
+    from queue import Queue
+
+    from psycopg.copy import QueuedLibpqWriter
+
+    writer = QueuedLibpqWriter(cur)
+    writer._queue = Queue(maxsize=QUEUED_BUFFERS)  # psycopg (pinned) reads it only in write/worker/finish
+    return writer
 
 
 @contextmanager
 def open_writer(cur: Any, table_sql: str, columns: list[tuple[str, str]]) -> Iterator[_CopyWriter]:
     """One COPY into ``table_sql`` (already quoted) for many frames; sent from a worker thread."""
-    from psycopg.copy import QueuedLibpqWriter
-
     cols = ", ".join(quote(c) for c, _ in columns)
-    with cur.copy(f"COPY {table_sql} ({cols}) FROM STDIN (FORMAT csv)", writer=QueuedLibpqWriter(cur)) as cp:
+    with cur.copy(f"COPY {table_sql} ({cols}) FROM STDIN (FORMAT csv)", writer=_bounded_writer(cur)) as cp:
         yield _CopyWriter(cp, columns)
 
 
