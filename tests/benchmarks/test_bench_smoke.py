@@ -28,6 +28,9 @@ def test_extract_benchmark_at_smoke_size(pg_dsn):
     measures = {row["measure"].split(" (")[0]: row for row in report["results"]}
     # Correctness figures hold at any size: every change once, no 429s anywhere.
     assert measures["incremental: every change extracted once"]["met"] is True
+    # Smoke runs the full read from both ends only (no old-path or whole-budget reads): it is measured.
+    assert measures["full extraction"]["ratio"] > 0 and measures["full: list-only rate floor"]["value"].endswith(" s")
+    assert not any(m.startswith("full extraction, list only") for m in measures)
     assert measures["full: 429 responses"]["value"] == 0
     assert measures["incremental: 429 responses"]["value"] == 0
     assert measures["our full sync ÷ do-it-yourself, HubSpot calls"]["ratio"] > 0
