@@ -129,9 +129,10 @@ def test_shared_pause_and_corrupt_state(tmp_path):
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["process", "host"])
-def test_an_answered_call_counts_until_one_window_after_its_answer(tmp_path, shared):
-    """A call reaches HubSpot before its answer: answered quickly, its slot is free one interval after the answer
-    (not slot + the whole edge margin); answered late (a loaded machine, a slow HubSpot), it counts that long."""
+def test_a_call_counts_until_it_can_have_arrived_by_its_send_and_its_answer(tmp_path, shared):
+    """A call reaches HubSpot after it is sent and before its answer: a quick answer frees its slot one interval
+    after the answer (not the whole edge margin); a slow one keeps send + margin; a send held up after the slot
+    was taken (a loaded machine) counts from the send, not from the slot."""
     from hubspot_provider.ratelimit import SharedWindowLimiter
 
     clock = FakeClock()
@@ -140,47 +141,23 @@ def test_an_answered_call_counts_until_one_window_after_its_answer(tmp_path, sha
         limiter = SharedWindowLimiter(tmp_path / "state.json", 1, 1.0, clock=clock, sleep=clock.sleep)
     else:
         limiter = SlidingWindowLimiter(1, 1.0, clock=clock, sleep=clock.sleep)
-    limiter.acquire()
-    clock.now += 0.02
-    limiter.settle()
+
+    def call(held_up: float, answered_after: float) -> None:
+        limiter.acquire()
+        clock.now += held_up
+        limiter.sending()
+        clock.now += answered_after
+        limiter.settle()
+
+    call(0.0, 0.02)
     assert limiter.acquire() == pytest.approx(1.0)  # one second after the answer, not 1.1 s after the slot (1.08)
-    clock.now += 0.5
+    limiter.settle()  # no send: the answer alone bounds it
+    call(0.0, 0.5)
+    assert limiter.acquire() == pytest.approx(1.1 - 0.5)  # send + margin, before the slow answer
     limiter.settle()
-    assert limiter.acquire() == pytest.approx(1.0)  # after the slow answer, not 1.1 s after the slot (0.6)
+    call(0.3, 0.02)
+    assert limiter.acquire() == pytest.approx(1.0)  # held up 300 ms: a second after its answer, not 1.1 s after its slot (0.78)
     limiter.settle()
     limiter.settle()  # a second settle for the same call changes nothing
     clock.now += 0.01
     assert limiter.acquire() == pytest.approx(0.99)
-    clock.now += 2.0
-    assert limiter.acquire() == 0.0  # never answered (a transport error): slot + margin still bounds it
-    clock.now += 0.5
-    assert limiter.acquire() == pytest.approx(0.6)
-
-
-@pytest.mark.parametrize("shared", [False, True], ids=["process", "host"])
-def test_a_call_in_flight_holds_its_slot_until_it_settles(tmp_path, shared):
-    """With ``in_flight`` (the hook's way) a call is not forgotten before its end is known, however late it
-    arrives; one never settled (a process that died) is forgotten ``in_flight`` after its slot."""
-    from hubspot_provider.ratelimit import SharedWindowLimiter
-
-    clock = FakeClock()
-    clock.now = 1000.0
-    if shared:
-        limiter = SharedWindowLimiter(tmp_path / "state.json", 1, 1.0, clock=clock, sleep=clock.sleep, in_flight=30.0)
-    else:
-        limiter = SlidingWindowLimiter(1, 1.0, clock=clock, sleep=clock.sleep, in_flight=30.0)
-    limiter.acquire()
-    clock.now += 1.5  # still under way after more than a window
-    slept = len(clock.slept)
-    other = SharedWindowLimiter(tmp_path / "state.json", 1, 1.0, clock=clock, sleep=clock.sleep,
-                                in_flight=30.0) if shared else None
-    if shared:  # another process waits: it looks again every margin, and gets the slot a window after the end
-        limiter.settle()
-        assert other.acquire() == pytest.approx(1.0)
-        assert len(clock.slept) > slept
-    else:
-        limiter.settle()
-        assert limiter.acquire() == pytest.approx(1.0)  # a window after the late end, not slot + margin (0)
-    clock.now += 0.5  # this one is never settled
-    waited = limiter.acquire() if not shared else other.acquire()
-    assert waited == pytest.approx(30.5, abs=0.11)  # its slot + in_flight + the window

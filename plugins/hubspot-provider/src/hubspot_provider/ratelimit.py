@@ -51,8 +51,8 @@ def edge_margin(interval: float) -> float:
 
     A call leaves our window when we say so, but HubSpot counts it when it arrives; on a loaded
     machine the gap between taking a slot and the request reaching HubSpot has been seen above
-    50 ms, enough to put four calls into a one-second window of three. A limiter told to expect
-    ``settle`` (``in_flight``) does not rely on it: a call counts as arriving at its answer.
+    50 ms, enough to put four calls into a one-second window of three. ``sending`` and ``settle`` tighten
+    that per call: it arrived before its answer, and (within the margin) after it was really sent.
     """
     return max(0.1, interval * 0.02)
 
@@ -63,11 +63,10 @@ class SlidingWindowLimiter:
     A call counts as ours from the moment we send it, but HubSpot stamps it on arrival, so a call
     is only forgotten ``margin`` after its window (:func:`edge_margin`): without
     that, the call at the edge of the window can reach HubSpot before the old one has left it.
-    With ``in_flight`` set, the caller reports every call's end (``settle``, answered or failed): a call
-    then counts until one interval after its end, when it had reached HubSpot if it ever did. That is
-    sooner than slot + margin for a quick answer and later when the machine or HubSpot held the call
-    up (slot + margin let a 429 through under load). A call never settled (its process died) counts
-    until ``in_flight`` seconds after its slot, plus the interval.
+    The hook says when the request really leaves (``sending``: a loaded machine can hold a thread up
+    between its slot and the send) and when its answer came (``settle``): the call then counts until
+    one interval after the earlier of its answer and its send + margin — never later than it can have
+    arrived, often sooner than slot + margin (a quick answer), sometimes later (a send held up).
     ``acquire`` blocks (sleeping) until a slot is free and returns the seconds it waited, so the
     hook can report time spent waiting. Thread-safe; ``clock``/``sleep`` are injectable for tests.
     """
@@ -79,20 +78,18 @@ class SlidingWindowLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        in_flight: float | None = None,
     ) -> None:
         if capacity < 1 or interval <= 0:
             raise ValueError("capacity must be >= 1 and interval > 0")
         self.capacity = capacity
         self.interval = interval
         self.margin = edge_margin(interval)
-        self.in_flight = in_flight
         self._clock = clock
         self._sleep = sleep
         self._calls: list[float] = []  # the latest each call can reach HubSpot: its slot + margin, or its answer
         self._paused_until = 0.0
         self._lock = threading.Lock()
-        self._sent = threading.local()  # the provisional arrival bound of this thread's call in flight
+        self._sent = threading.local()  # the arrival bound of this thread's call in flight
 
     def _expire(self, now: float) -> None:
         horizon = now - self.interval
@@ -107,21 +104,25 @@ class SlidingWindowLimiter:
                 self._expire(now)
                 delay = self._paused_until - now
                 if delay <= 0 and len(self._calls) < self.capacity:
-                    self._sent.at = now + _provisional(self.margin, self.in_flight)
+                    self._sent.at = now + self.margin
                     self._calls.append(self._sent.at)
                     return waited
                 if delay <= 0:
-                    delay = _next_free(min(self._calls) + self.interval - now, self.margin, self.in_flight)
+                    delay = min(self._calls) + self.interval - now
             delay = max(delay, 0.001)
             self._sleep(delay)
             waited += delay
 
+    def sending(self) -> None:
+        """This thread's call is leaving now."""
+        self._sent.sending = self._clock()
+
     def settle(self) -> None:
-        """This thread's call has been answered: it arrived by now, and counts until an interval from now."""
-        bound, self._sent.at = getattr(self._sent, "at", None), None
+        """This thread's call has been answered: it arrived by now (and by its send + margin)."""
+        bound, latest = _settled(self._sent, self._clock(), self.margin)
         if bound is not None:
             with self._lock:
-                _settle(self._calls, bound, self._clock())
+                _settle(self._calls, bound, latest)
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (after a 429, or when the budget is nearly spent)."""
@@ -135,20 +136,17 @@ class SlidingWindowLimiter:
             self.margin = edge_margin(interval)
 
 
-def _provisional(margin: float, in_flight: float | None) -> float:
-    """How long after its slot a call not yet settled may still arrive."""
-    return margin if in_flight is None else in_flight
+def _settled(sent: threading.local, answered: float, margin: float) -> tuple[float | None, float]:
+    """The arrival bound the thread's call took at ``acquire``, and the latest it can really have arrived."""
+    bound, sending = getattr(sent, "at", None), getattr(sent, "sending", None)
+    sent.at = sent.sending = None
+    return bound, answered if sending is None else min(answered, sending + margin)
 
 
-def _next_free(delay: float, margin: float, in_flight: float | None) -> float:
-    """How long to wait for a slot: with calls in flight, look again soon (one of them may settle)."""
-    return delay if in_flight is None else min(delay, margin)
-
-
-def _settle(arrivals: list[float], bound: float, answered: float) -> None:
-    """Replace a call's provisional arrival bound (slot + margin) by its answer's time."""
-    if bound in arrivals:
-        arrivals[arrivals.index(bound)] = answered
+def _settle(arrivals: list[float], bound: float, latest: float) -> None:
+    """Replace a call's arrival bound taken at ``acquire`` by what its send and answer showed."""
+    if latest != bound and bound in arrivals:
+        arrivals[arrivals.index(bound)] = latest
 
 
 class SharedWindowLimiter:
@@ -167,7 +165,6 @@ class SharedWindowLimiter:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        in_flight: float | None = None,
     ) -> None:
         if capacity < 1 or interval <= 0:
             raise ValueError("capacity must be >= 1 and interval > 0")
@@ -176,7 +173,6 @@ class SharedWindowLimiter:
         self.capacity = capacity
         self.interval = interval
         self.margin = edge_margin(interval)
-        self.in_flight = in_flight
         self._clock = clock
         self._sleep = sleep
         self._thread_lock = threading.Lock()
@@ -213,12 +209,10 @@ class SharedWindowLimiter:
                 state["calls"] = [t for t in state["calls"] if t > horizon]  # latest arrivals, as in the class above
                 delay = state["paused_until"] - now
                 if delay <= 0 and len(state["calls"]) < self.capacity:
-                    self._sent.at = now + _provisional(self.margin, self.in_flight)
+                    self._sent.at = now + self.margin
                     state["calls"].append(self._sent.at)
                     return None
-                if delay > 0:
-                    return delay
-                return _next_free(min(state["calls"]) + self.interval - now, self.margin, self.in_flight)
+                return delay if delay > 0 else min(state["calls"]) + self.interval - now
 
             delay = self._update(take)
             if delay is None:
@@ -227,11 +221,14 @@ class SharedWindowLimiter:
             self._sleep(delay)
             waited += delay
 
+    def sending(self) -> None:
+        self._sent.sending = self._clock()
+
     def settle(self) -> None:
         """As :meth:`SlidingWindowLimiter.settle`, in the shared state."""
-        bound, self._sent.at = getattr(self._sent, "at", None), None
+        bound, latest = _settled(self._sent, self._clock(), self.margin)
         if bound is not None:
-            self._update(lambda state: _settle(state["calls"], bound, self._clock()))
+            self._update(lambda state: _settle(state["calls"], bound, latest))
 
     def pause(self, seconds: float) -> None:
         def hold(state: dict) -> None:
@@ -280,6 +277,9 @@ class GeneralBudget:
 
     def acquire(self) -> float:
         return self.limiter.acquire()
+
+    def sending(self) -> None:
+        self.limiter.sending()
 
     def settle(self) -> None:
         self.limiter.settle()

@@ -322,11 +322,10 @@ class HubSpotHook(HttpHook):
             # Every hook on this host with this token draws from one window: no fractions needed.
             return GeneralBudget(
                 settings.requests_per_ten_seconds, 10.0, settings.budget_share,
-                shared_path=self._shared_state_path("general"), sleep=self._sleep, in_flight=self._in_flight,
+                shared_path=self._shared_state_path("general"), sleep=self._sleep,
             )
         share = settings.budget_share * self.budget_fraction
-        return GeneralBudget(settings.requests_per_ten_seconds, 10.0, share, pool_share=settings.budget_share,
-                             sleep=self._sleep, in_flight=self._in_flight)
+        return GeneralBudget(settings.requests_per_ten_seconds, 10.0, share, pool_share=settings.budget_share, sleep=self._sleep)
 
     @cached_property
     def search_limiter(self) -> SlidingWindowLimiter | SharedWindowLimiter:
@@ -335,18 +334,11 @@ class HubSpotHook(HttpHook):
         # n calls per n/rate seconds keeps fractional rates exact (0.5/s -> 1 per 2 s).
         capacity = max(1, int(rate))
         if shared:
-            return SharedWindowLimiter(self._shared_state_path("search"), capacity, capacity / rate, sleep=self._sleep,
-                                       in_flight=self._in_flight)
-        limiter = SlidingWindowLimiter(capacity, capacity / rate, sleep=self._sleep, in_flight=self._in_flight)
+            return SharedWindowLimiter(self._shared_state_path("search"), capacity, capacity / rate, sleep=self._sleep)
+        limiter = SlidingWindowLimiter(capacity, capacity / rate, sleep=self._sleep)
         if self.cold_start:
             limiter.pause(limiter.interval + limiter.margin)
         return limiter
-
-    @property
-    def _in_flight(self) -> float:
-        """The longest a request can be under way (connect, then the read timeout): the limiters count a call
-        that never reports its end that long (every call here reports it, in ``_send_once``)."""
-        return min(10.0, self.settings.timeout) + self.settings.timeout
 
     def _shared_state_path(self, budget: str) -> str:
         """Per token and base URL (HubSpot counts per app and account); a digest, never the token."""
@@ -422,6 +414,7 @@ class HubSpotHook(HttpHook):
         session = self.get_conn()
         url = f"{self.settings.base_url}{path}"
         self.stats.record_call(operation)
+        limiter.sending()
         try:
             response = session.request(
                 method,
@@ -441,8 +434,7 @@ class HubSpotHook(HttpHook):
                 f"HubSpot {operation} could not reach {urlsplit(url).netloc}: {type(err).__name__}",
                 conn_id=self.hubspot_conn_id,
             ) from None
-        finally:
-            limiter.settle()  # answered or failed: it reached HubSpot by now if ever, so it counts until a window from now
+        limiter.settle()  # answered: it reached HubSpot by now, and by its send + the edge margin
         if operation != "search":
             headers = RateLimitHeaders.parse(response.headers)
             self.general_budget.observe(headers)
