@@ -126,38 +126,3 @@ def test_shared_pause_and_corrupt_state(tmp_path):
     other = SharedWindowLimiter(path, 2, 1.0, clock=clock, sleep=clock.sleep)
     assert other.acquire() == pytest.approx(3.0)
     assert "token" not in path.read_text()
-
-
-@pytest.mark.parametrize("shared", [False, True], ids=["process", "host"])
-def test_a_call_counts_until_it_can_have_arrived_by_its_send_and_its_answer(tmp_path, shared):
-    """A call reaches HubSpot after it is sent and before its answer: a quick answer frees its slot one interval
-    after the answer (not the whole edge margin); a slow one keeps send + margin; a send held up after the slot
-    was taken (a loaded machine) counts from the send, not from the slot."""
-    from hubspot_provider.ratelimit import SharedWindowLimiter
-
-    clock = FakeClock()
-    clock.now = 1000.0
-    if shared:
-        limiter = SharedWindowLimiter(tmp_path / "state.json", 1, 1.0, clock=clock, sleep=clock.sleep)
-    else:
-        limiter = SlidingWindowLimiter(1, 1.0, clock=clock, sleep=clock.sleep)
-
-    def call(held_up: float, answered_after: float) -> None:
-        limiter.acquire()
-        clock.now += held_up
-        limiter.sending()
-        clock.now += answered_after
-        limiter.settle()
-
-    call(0.0, 0.02)
-    assert limiter.acquire() == pytest.approx(1.0)  # one second after the answer, not 1.1 s after the slot (1.08)
-    limiter.settle()  # no send: the answer alone bounds it
-    call(0.0, 0.5)
-    assert limiter.acquire() == pytest.approx(1.1 - 0.5)  # send + margin, before the slow answer
-    limiter.settle()
-    call(0.3, 0.02)
-    assert limiter.acquire() == pytest.approx(1.0)  # held up 300 ms: a second after its answer, not 1.1 s after its slot (0.78)
-    limiter.settle()
-    limiter.settle()  # a second settle for the same call changes nothing
-    clock.now += 0.01
-    assert limiter.acquire() == pytest.approx(0.99)

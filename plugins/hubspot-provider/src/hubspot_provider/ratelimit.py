@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -51,8 +52,7 @@ def edge_margin(interval: float) -> float:
 
     A call leaves our window when we say so, but HubSpot counts it when it arrives; on a loaded
     machine the gap between taking a slot and the request reaching HubSpot has been seen above
-    50 ms, enough to put four calls into a one-second window of three. ``sending`` and ``settle`` tighten
-    that per call: it arrived before its answer, and (within the margin) after it was really sent.
+    50 ms, enough to put four calls into a one-second window of three.
     """
     return max(0.1, interval * 0.02)
 
@@ -63,10 +63,6 @@ class SlidingWindowLimiter:
     A call counts as ours from the moment we send it, but HubSpot stamps it on arrival, so a call
     is only forgotten ``margin`` after its window (:func:`edge_margin`): without
     that, the call at the edge of the window can reach HubSpot before the old one has left it.
-    The hook says when the request really leaves (``sending``: a loaded machine can hold a thread up
-    between its slot and the send) and when its answer came (``settle``): the call then counts until
-    one interval after the earlier of its answer and its send + margin — never later than it can have
-    arrived, often sooner than slot + margin (a quick answer), sometimes later (a send held up).
     ``acquire`` blocks (sleeping) until a slot is free and returns the seconds it waited, so the
     hook can report time spent waiting. Thread-safe; ``clock``/``sleep`` are injectable for tests.
     """
@@ -86,15 +82,13 @@ class SlidingWindowLimiter:
         self.margin = edge_margin(interval)
         self._clock = clock
         self._sleep = sleep
-        self._calls: list[float] = []  # the latest each call can reach HubSpot: its slot + margin, or its answer
+        self._calls: deque[float] = deque()
         self._paused_until = 0.0
         self._lock = threading.Lock()
-        self._sent = threading.local()  # the arrival bound of this thread's call in flight
 
     def _expire(self, now: float) -> None:
-        horizon = now - self.interval
-        if self._calls and min(self._calls) <= horizon:
-            self._calls = [t for t in self._calls if t > horizon]
+        while self._calls and self._calls[0] <= now - self.interval - self.margin:
+            self._calls.popleft()
 
     def acquire(self) -> float:
         waited = 0.0
@@ -104,25 +98,13 @@ class SlidingWindowLimiter:
                 self._expire(now)
                 delay = self._paused_until - now
                 if delay <= 0 and len(self._calls) < self.capacity:
-                    self._sent.at = now + self.margin
-                    self._calls.append(self._sent.at)
+                    self._calls.append(now)
                     return waited
                 if delay <= 0:
-                    delay = min(self._calls) + self.interval - now
+                    delay = self._calls[0] + self.interval + self.margin - now
             delay = max(delay, 0.001)
             self._sleep(delay)
             waited += delay
-
-    def sending(self) -> None:
-        """This thread's call is leaving now."""
-        self._sent.sending = self._clock()
-
-    def settle(self) -> None:
-        """This thread's call has been answered: it arrived by now (and by its send + margin)."""
-        bound, latest = _settled(self._sent, self._clock(), self.margin)
-        if bound is not None:
-            with self._lock:
-                _settle(self._calls, bound, latest)
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (after a 429, or when the budget is nearly spent)."""
@@ -134,19 +116,6 @@ class SlidingWindowLimiter:
             self.capacity = max(1, capacity)
             self.interval = interval
             self.margin = edge_margin(interval)
-
-
-def _settled(sent: threading.local, answered: float, margin: float) -> tuple[float | None, float]:
-    """The arrival bound the thread's call took at ``acquire``, and the latest it can really have arrived."""
-    bound, sending = getattr(sent, "at", None), getattr(sent, "sending", None)
-    sent.at = sent.sending = None
-    return bound, answered if sending is None else min(answered, sending + margin)
-
-
-def _settle(arrivals: list[float], bound: float, latest: float) -> None:
-    """Replace a call's arrival bound taken at ``acquire`` by what its send and answer showed."""
-    if latest != bound and bound in arrivals:
-        arrivals[arrivals.index(bound)] = latest
 
 
 class SharedWindowLimiter:
@@ -176,7 +145,6 @@ class SharedWindowLimiter:
         self._clock = clock
         self._sleep = sleep
         self._thread_lock = threading.Lock()
-        self._sent = threading.local()
 
     def _update(self, change: Callable[[dict], float | None]) -> float | None:
         """Run ``change`` on the state under an exclusive lock; it returns a delay or None."""
@@ -205,14 +173,13 @@ class SharedWindowLimiter:
         while True:
             def take(state: dict) -> float | None:
                 now = self._clock()
-                horizon = now - self.interval
-                state["calls"] = [t for t in state["calls"] if t > horizon]  # latest arrivals, as in the class above
+                horizon = now - self.interval - self.margin
+                state["calls"] = [t for t in state["calls"] if t > horizon]
                 delay = state["paused_until"] - now
                 if delay <= 0 and len(state["calls"]) < self.capacity:
-                    self._sent.at = now + self.margin
-                    state["calls"].append(self._sent.at)
+                    state["calls"].append(now)
                     return None
-                return delay if delay > 0 else min(state["calls"]) + self.interval - now
+                return delay if delay > 0 else min(state["calls"]) + self.interval + self.margin - now
 
             delay = self._update(take)
             if delay is None:
@@ -220,15 +187,6 @@ class SharedWindowLimiter:
             delay = max(delay, 0.001)
             self._sleep(delay)
             waited += delay
-
-    def sending(self) -> None:
-        self._sent.sending = self._clock()
-
-    def settle(self) -> None:
-        """As :meth:`SlidingWindowLimiter.settle`, in the shared state."""
-        bound, latest = _settled(self._sent, self._clock(), self.margin)
-        if bound is not None:
-            self._update(lambda state: _settle(state["calls"], bound, latest))
 
     def pause(self, seconds: float) -> None:
         def hold(state: dict) -> None:
@@ -277,12 +235,6 @@ class GeneralBudget:
 
     def acquire(self) -> float:
         return self.limiter.acquire()
-
-    def sending(self) -> None:
-        self.limiter.sending()
-
-    def settle(self) -> None:
-        self.limiter.settle()
 
     def observe(self, headers: RateLimitHeaders | None) -> None:
         if headers is None:

@@ -414,7 +414,6 @@ class HubSpotHook(HttpHook):
         session = self.get_conn()
         url = f"{self.settings.base_url}{path}"
         self.stats.record_call(operation)
-        limiter.sending()
         try:
             response = session.request(
                 method,
@@ -434,7 +433,6 @@ class HubSpotHook(HttpHook):
                 f"HubSpot {operation} could not reach {urlsplit(url).netloc}: {type(err).__name__}",
                 conn_id=self.hubspot_conn_id,
             ) from None
-        limiter.settle()  # answered: it reached HubSpot by now, and by its send + the edge margin
         if operation != "search":
             headers = RateLimitHeaders.parse(response.headers)
             self.general_budget.observe(headers)
