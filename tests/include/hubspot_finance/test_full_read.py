@@ -219,7 +219,8 @@ def test_three_full_reads_share_both_budgets_without_a_429(hubspot_connection, t
 def test_an_association_read_in_flight_never_holds_up_the_search_end(sandbox, hubspot_connection, tmp_path):
     """Associations are read 1,000 ids a call on the general budget; while one is in flight (here made slow),
     the search end goes on searching: the ends never wait for association reads."""
-    sandbox.control.reset(seed=31, contacts=3_000, companies=700, deals=40)
+    # enough contacts that the ends cannot meet while the slow read is in flight (3,000 met within it: 2 searches)
+    sandbox.control.reset(seed=31, contacts=15_000, companies=700, deals=40)
     sandbox.control.freeze_clock(T0)
     # the list end slower than the search end (as under HubSpot's budgets), the first association read slow
     sandbox.control.add_fault(path="/crm/objects/2026-09/contacts", method="GET", action="delay", delay_s=0.05)
